@@ -1,0 +1,157 @@
+"""What every MobileNet shares around its blocks: the classifier head, the
+``forward_features``/``forward_head`` split, ``reset_classifier`` and
+``features_only`` feature maps with their ``feature_info``.
+
+An architecture module builds ``stem``, ``blocks`` and ``last_conv`` from its
+paper's table and hands them to :class:`MobileNet`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import check_probability, make_activation
+
+FEATURE_REDUCTIONS = (2, 4, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One feature map of a ``features_only`` model."""
+
+    index: int  # position in FEATURE_REDUCTIONS
+    channels: int
+    reduction: int
+    module: str  # name of the module whose output it is, e.g. "blocks.5"
+
+
+class MobileNet(nn.Module):
+    """stem -> blocks -> last_conv -> pool -> [head_fc -> act] -> dropout -> classifier.
+
+    ``head_fc`` is the 1x1 conv without BatchNorm that MobileNetV3 applies after
+    pooling (a Linear layer, since its input is 1x1); V1 and V2 have none.
+    """
+
+    def __init__(
+        self,
+        stem: nn.Module,
+        blocks: Sequence[nn.Module],
+        last_conv: nn.Module | None,
+        *,
+        num_features: int,
+        num_classes: int,
+        head_width: int = 0,
+        head_act: str | None = None,
+        dropout: float,
+        features_only: bool = False,
+        out_indices: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+            raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        check_probability("dropout", dropout)
+        self.stem = stem
+        self.blocks = nn.Sequential(*blocks)
+        self.last_conv = last_conv if last_conv is not None else nn.Identity()
+        self.num_features = num_features  # channels out of forward_features
+        self.features_only = features_only
+        self.feature_info = self._feature_info(out_indices)
+        if features_only:
+            return
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+        if head_width:
+            self.head_fc = nn.Linear(num_features, head_width)
+            self.head_act = make_activation(head_act)
+        else:
+            self.head_fc, self.head_act = nn.Identity(), nn.Identity()
+        self.head_hidden_size = head_width or num_features  # width of pre-logits
+        self.dropout = nn.Dropout(dropout)
+        self.num_classes = num_classes
+        self.classifier = self._make_classifier(num_classes)
+
+    # -- features ---------------------------------------------------------------
+    def _feature_modules(self) -> list[tuple[str, nn.Module]]:
+        named = [("stem", self.stem)]
+        named += [(f"blocks.{i}", block) for i, block in enumerate(self.blocks)]
+        if not isinstance(self.last_conv, nn.Identity):
+            named.append(("last_conv", self.last_conv))
+        return named
+
+    def _feature_info(self, out_indices: Sequence[int] | None) -> list[FeatureInfo]:
+        """The last module at each reduction (2, 4, 8, 16, 32) gives that level's map."""
+        last_at: dict[int, tuple[str, int]] = {}
+        reduction = 1
+        for name, module in self._feature_modules():
+            reduction *= module.stride
+            last_at[reduction] = (name, module.out_channels)
+        indices = tuple(range(len(FEATURE_REDUCTIONS))) if out_indices is None else tuple(out_indices)
+        for i in indices:
+            if not isinstance(i, int) or not 0 <= i < len(FEATURE_REDUCTIONS):
+                raise ValueError(f"out_indices must hold integers in 0..4 (strides 2..32), got {list(indices)}")
+        info = []
+        for i in indices:
+            name, channels = last_at[FEATURE_REDUCTIONS[i]]
+            info.append(FeatureInfo(i, channels, FEATURE_REDUCTIONS[i], name))
+        return info
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last_conv(self.blocks(self.stem(x)))
+
+    def forward_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        wanted = {f.module for f in self.feature_info}
+        maps: dict[str, torch.Tensor] = {}
+        for name, module in self._feature_modules():
+            x = module(x)
+            if name in wanted:
+                maps[name] = x
+        return [maps[f.module] for f in self.feature_info]
+
+    # -- head --------------------------------------------------------------------
+    def _make_classifier(self, num_classes: int) -> nn.Module:
+        return nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_act(self.head_fc(self.flatten(self.pool(x))))
+        x = self.dropout(x)
+        return x if pre_logits else self.classifier(x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised classifier for ``num_classes`` (0 removes it)."""
+        if self.features_only:
+            raise RuntimeError("a features_only model has no classifier")
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        self.num_classes = num_classes
+        self.classifier = self._make_classifier(num_classes)
+        if num_classes > 0:
+            init_linear(self.classifier)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        if self.features_only:
+            return self.forward_feature_maps(x)
+        return self.forward_head(self.forward_features(x))
+
+
+def init_linear(layer: nn.Linear) -> None:
+    nn.init.normal_(layer.weight, 0.0, 0.01)
+    nn.init.zeros_(layer.bias)
+
+
+def init_weights(model: nn.Module) -> None:
+    """He-normal convs, unit BatchNorm, small-normal linears (as torchvision's
+    MobileNets initialise)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            init_linear(m)

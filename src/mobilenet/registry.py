@@ -1,0 +1,96 @@
+"""Named variants: ``list_models()`` and ``create_model(name, ...)``."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from .v1 import MobileNetV1
+from .v2 import MobileNetV2
+from .v3 import MobileNetV3
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    cls: type[nn.Module]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    resolution: int = 224  # the resolution its published figures use
+
+    def build(self, **options: Any) -> nn.Module:
+        return self.cls(**self.kwargs, **options)
+
+
+def _width(tag: str) -> float:
+    return int(tag) / 100
+
+
+def _specs() -> dict[str, ModelSpec]:
+    specs = []
+    for w in ("025", "050", "075", "100"):
+        specs.append(ModelSpec(f"mobilenet_v1_{w}", MobileNetV1, {"depth_multiplier": _width(w)}))
+    for w in ("035", "050", "075", "100", "130", "140"):
+        specs.append(ModelSpec(f"mobilenet_v2_{w}", MobileNetV2, {"width": _width(w)}))
+    for config in ("large", "small"):
+        for w in ("035", "050", "075", "100", "125"):
+            specs.append(ModelSpec(f"mobilenet_v3_{config}_{w}", MobileNetV3, {"config": config, "width": _width(w)}))
+        specs.append(
+            ModelSpec(f"mobilenet_v3_{config}_minimal_100", MobileNetV3, {"config": config, "minimal": True})
+        )
+    return {s.name: s for s in specs}
+
+
+MODELS: dict[str, ModelSpec] = _specs()
+
+# The registry speaks timm's argument names; the classes keep the names of the
+# original educational repo (n_classes, input_channel).
+_RENAMED = {"num_classes": "n_classes", "in_chans": "input_channel"}
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names, optionally filtered by a shell-style ``pattern``."""
+    import fnmatch
+
+    return [n for n in MODELS if fnmatch.fnmatch(n, pattern)]
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), MODELS, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint} (mobilenet.list_models() lists them all)") from None
+
+
+def model_options(name: str) -> list[str]:
+    """The keyword options ``create_model(name, ...)`` accepts beyond the defaults."""
+    spec = get_spec(name)
+    params = inspect.signature(spec.cls.__init__).parameters
+    fixed = set(spec.kwargs) | set(_RENAMED.values())
+    return [p for p in params if p not in fixed and p != "self"]
+
+
+def create_model(name: str, *, num_classes: int = 1000, in_chans: int = 3, **options: Any) -> nn.Module:
+    """Build a registered model, e.g. ``create_model("mobilenet_v3_small_075", num_classes=10)``.
+
+    ``options`` are the architecture's keyword arguments (``dropout``,
+    ``padding="same"``, ``features_only=True``, ``out_indices``, ``bn_eps``...).
+    """
+    spec = get_spec(name)
+    allowed = model_options(name)
+    for key in options:
+        if key in _RENAMED or key in _RENAMED.values():
+            raise TypeError(f"create_model() takes num_classes and in_chans, not {key!r}")
+        if key not in allowed:
+            fixed = " (fixed by the model name)" if key in spec.kwargs else ""
+            raise TypeError(
+                f"{name} got an unexpected option {key!r}{fixed}; valid options: {', '.join(allowed)}"
+            )
+    model = spec.build(n_classes=num_classes, input_channel=in_chans, **options)
+    model.model_name = name
+    return model
