@@ -127,6 +127,8 @@ class MobileNet(nn.Module):
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
         self.num_classes = num_classes
+        if hasattr(self, "arch_args"):
+            self.arch_args["n_classes"] = num_classes
         self.classifier = self._make_classifier(num_classes)
         if num_classes > 0:
             init_linear(self.classifier)

@@ -92,4 +92,6 @@ class MobileNetV1(MobileNet):
             out_indices=out_indices,
         )
         self.width = depth_multiplier
+        # Constructor arguments, saved with the weights so a file rebuilds its own model.
+        self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, depth_multiplier=depth_multiplier, use_relu6=use_relu6, dropout=dropout, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum)
         init_weights(self)

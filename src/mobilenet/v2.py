@@ -96,4 +96,6 @@ class MobileNetV2(MobileNet):
             out_indices=out_indices,
         )
         self.width = width
+        # Constructor arguments, saved with the weights so a file rebuilds its own model.
+        self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, dropout=dropout, width=width, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum)
         init_weights(self)

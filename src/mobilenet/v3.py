@@ -158,4 +158,6 @@ class MobileNetV3(MobileNet):
         self.config = config
         self.width = width
         self.minimal = minimal
+        # Constructor arguments, saved with the weights so a file rebuilds its own model.
+        self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, config=config, dropout=dropout, width=width, minimal=minimal, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum)
         init_weights(self)

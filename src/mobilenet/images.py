@@ -1,0 +1,116 @@
+"""Reading images of any mode, and the preprocessing that weights were trained with."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms import v2 as T
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class ImageError(ValueError):
+    """A file that cannot be read as an image; the message names the file."""
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open ``path`` as 8-bit RGB whatever its mode: grayscale, palette, RGBA/LA
+    (alpha dropped), CMYK, 16-bit and 32-bit integer or float images."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return to_rgb(img)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        reason = "not an image PIL can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        raise ImageError(f"{path}: {reason}") from None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    return img.convert("RGB")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a model's weights expect images: resize, crop and normalisation.
+
+    ``crop_mode="resize_crop"`` is torchvision's and timm's eval transform (resize
+    the short side to ``resolution / crop_pct``, centre crop). ``"crop_resize"`` is
+    TensorFlow's (centre crop ``crop_pct`` of each side, resize to a square), which
+    Google's TFLite models were evaluated with.
+    """
+
+    resolution: int = 224
+    crop_pct: float = 0.875
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    crop_mode: Literal["resize_crop", "crop_resize"] = "resize_crop"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocess:
+        d = dict(d)
+        for key in ("mean", "std"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def transform(self) -> T.Compose:
+        """PIL image -> normalised float tensor [3, resolution, resolution]."""
+        interp = getattr(T.InterpolationMode, self.interpolation.upper())
+        if self.crop_mode == "crop_resize":
+            geometry = [_CentralFraction(self.crop_pct), T.Resize((self.resolution, self.resolution), interp, antialias=False)]
+        else:
+            geometry = [T.Resize(int(self.resolution / self.crop_pct), interp, antialias=True), T.CenterCrop(self.resolution)]
+        return T.Compose(
+            [T.PILToTensor(), *geometry, T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)]
+        )
+
+
+class _CentralFraction(torch.nn.Module):
+    """tf.image.central_crop: keep the central ``fraction`` of each side."""
+
+    def __init__(self, fraction: float) -> None:
+        super().__init__()
+        self.fraction = fraction
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        top = int((h - h * self.fraction) / 2)
+        left = int((w - w * self.fraction) / 2)
+        return img[..., top : h - top, left : w - left]
+
+
+def imagenet_labels() -> list[str]:
+    """The 1000 ImageNet class names in the standard (sorted wnid) order."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return list(_IMAGENET_CATEGORIES)
+
+
+def find_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (recursively, by extension), sorted."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)

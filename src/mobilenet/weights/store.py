@@ -1,0 +1,114 @@
+"""Our own weights file: safetensors tensors plus JSON metadata that rebuilds the
+model (architecture and its arguments), and says how to feed it (preprocessing)
+and what it answers (labels). Loading never unpickles anything."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..files import atomic_path
+from ..images import Preprocess
+
+FORMAT = "mobilenet"
+FORMAT_VERSION = 1
+METADATA_KEY = "mobilenet"
+
+
+class WeightsError(ValueError):
+    """A weights file we cannot use; the message names the file and what to do."""
+
+
+def architectures() -> dict[str, type[nn.Module]]:
+    from ..v1 import MobileNetV1
+    from ..v2 import MobileNetV2
+    from ..v3 import MobileNetV3
+
+    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3)}
+
+
+def describe(model: nn.Module, preprocess: Preprocess | None = None, labels: list[str] | None = None,
+             **extra: Any) -> dict[str, Any]:
+    """The metadata saved beside the tensors."""
+    if not hasattr(model, "arch_args"):
+        raise TypeError(f"{type(model).__name__} is not a mobilenet model (it has no arch_args)")
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    preprocess = preprocess or (Preprocess.from_dict(cfg["preprocess"]) if "preprocess" in cfg else None)
+    labels = labels if labels is not None else cfg.get("labels")
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": type(model).__name__,
+        "arch_args": model.arch_args,
+        "model_name": getattr(model, "model_name", None),
+        "preprocess": preprocess.to_dict() if preprocess else None,
+        "labels": labels,
+        **extra,
+    }
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike, *, preprocess: Preprocess | None = None,
+                 labels: list[str] | None = None, **extra: Any) -> Path:
+    """Write ``model``'s state dict and metadata to ``path`` (.safetensors), atomically."""
+    from safetensors.torch import save_file
+
+    meta = describe(model, preprocess, labels, **extra)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """Our metadata from a .safetensors file, or None if the file has none."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+    return json.loads(raw) if raw else None
+
+
+def build_from_metadata(meta: dict[str, Any], source: str = "") -> nn.Module:
+    arch = architectures().get(meta.get("arch", ""))
+    if arch is None:
+        raise WeightsError(f"{source}: unknown architecture {meta.get('arch')!r} in its metadata")
+    model = arch(**meta["arch_args"])
+    if meta.get("model_name"):
+        model.model_name = meta["model_name"]
+    model.pretrained_cfg = {
+        "preprocess": meta.get("preprocess") or Preprocess().to_dict(),
+        "labels": meta.get("labels"),
+        "source": source,
+    }
+    return model
+
+
+def load_weights(path: str | os.PathLike) -> nn.Module:
+    """Rebuild the model saved by :func:`save_weights`, with its weights loaded
+    (``strict=True``) and ``model.pretrained_cfg`` set from the metadata."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    meta = read_metadata(path)
+    if not meta or meta.get("format") != FORMAT:
+        raise WeightsError(
+            f"{path}: has no mobilenet metadata; load a torchvision/timm checkpoint with "
+            "mobilenet.create_model(NAME, pretrained=PATH)"
+        )
+    model = build_from_metadata(meta, str(path))
+    try:
+        model.load_state_dict(load_file(str(path)), strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: tensors do not fit its own metadata: {exc}") from None
+    return model.eval()
