@@ -1,0 +1,105 @@
+"""``mobilenet info``: our params and MACs beside the published figures."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..profile import profile
+from ..registry import MODELS, create_model, list_models
+from . import CommandError, format_table, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info",
+        help="params and MACs of each model beside the published figures",
+        description="For each model and resolution: params and MACs counted from a real forward pass "
+        "(PyTorch convention: BatchNorm parameters counted, 1000 classes), the same in TF-slim's "
+        "convention (BN folded away, 1001 classes), and every published figure with its source.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="model names or patterns (default: the whole zoo)")
+    p.add_argument("--resolution", type=int, nargs="+", metavar="R", help="input sizes (default: 224)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def model_info(name: str, resolution: int) -> dict:
+    """The row `mobilenet info` prints for one model at one resolution."""
+    from ..published import published_for
+
+    stats = profile(create_model(name), resolution)
+    return {
+        "model": name,
+        "resolution": resolution,
+        "params": stats.params,
+        "macs": stats.macs,
+        "tf_slim_params": stats.tf_slim_params,
+        "tf_slim_macs": stats.tf_slim_macs,
+        "published": [
+            {
+                "top1": ref.top1,
+                "params_m": ref.params_m,
+                "madds_m": ref.madds_m,
+                "convention": ref.convention,
+                "source": ref.source,
+                "note": ref.note,
+            }
+            for ref in published_for(name, resolution)
+        ],
+    }
+
+
+def resolve_names(patterns: list[str]) -> list[str]:
+    names: list[str] = []
+    for pattern in patterns or ["*"]:
+        found = list_models(pattern) if any(ch in pattern for ch in "*?[") else [pattern]
+        if not found:
+            raise CommandError(f"no model matches {pattern!r}; `mobilenet info` lists them all")
+        for name in found:
+            if name not in MODELS:
+                try:
+                    create_model(name)
+                except ValueError as exc:
+                    raise CommandError(str(exc)) from None
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    names = resolve_names(args.names)
+    resolutions = args.resolution or [None]
+    for r in args.resolution or []:
+        if r < 32:
+            raise CommandError(f"--resolution {r} is too small; use 32 or more")
+    rows = [model_info(n, r or MODELS[n].resolution) for n in names for r in resolutions]
+    if args.json:
+        print_json(rows)
+        return 0
+    lines = []
+    for row in rows:
+        base = {
+            "model": row["model"],
+            "res": row["resolution"],
+            "params": row["params"],
+            "MACs (M)": round(row["macs"] / 1e6, 1),
+            "TF-slim params": row["tf_slim_params"],
+        }
+        refs = row["published"] or [{}]
+        for i, ref in enumerate(refs):
+            line = dict(base) if i == 0 else {}
+            line.update(
+                {
+                    "pub params (M)": ref.get("params_m"),
+                    "pub MAdds (M)": ref.get("madds_m"),
+                    "pub top-1": ref.get("top1"),
+                    "source": ref.get("source", "") + (f" ({ref['note']})" if ref.get("note") else ""),
+                }
+            )
+            lines.append(line)
+    columns = ["model", "res", "params", "MACs (M)", "TF-slim params", "pub params (M)", "pub MAdds (M)",
+               "pub top-1", "source"]
+    print(format_table(lines, columns))
+    print("\nparams/MACs: ours, PyTorch convention (BN counted, 1000 classes). "
+          "TF-slim params: BN folded away, 1001 classes, as TF-slim's tables count.")
+    return 0
