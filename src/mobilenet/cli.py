@@ -17,6 +17,7 @@ from .commands import CommandError
 # (command, module) in the order `mobilenet --help` lists them.
 COMMANDS = [
     ("info", "info"),
+    ("bench", "bench"),
 ]
 
 

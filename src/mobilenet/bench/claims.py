@@ -1,0 +1,74 @@
+"""The speed claims issue 6 asks us to hold, computed from one run's results.
+
+Every figure is a ratio of two medians from the same interleaved group (same
+model, batch and resolution), never of numbers from different runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+EAGER_MAX_RATIO = 1.0  # ours / peer, eager NCHW
+BEST_MAX_RATIO = 1.0  # our fastest fp32 route / torchvision's fastest route
+EAGER_SPEEDUP = 4.0  # torchvision eager NCHW / our fastest fp32 route, batch 1
+INT8_SPEEDUP = 1.8  # our fastest fp32 / our fastest int8, batch 32
+TRAIN_MAX_RATIO = 1.0  # ours / torchvision, seconds per training step
+
+
+def _fastest(rows: Sequence[Any]):
+    rows = [r for r in rows if r.median_ms]
+    return min(rows, key=lambda r: r.median_ms) if rows else None
+
+
+def _claim(check: str, r, value: float, target: str, holds: bool, compared: str, note: str = "") -> dict:
+    return {"check": check, "model": r.model, "batch": r.batch, "resolution": r.resolution, "value": round(value, 3),
+            "target": target, "holds": holds, "compared": compared, "note": note}
+
+
+def claims(results: Sequence[Any]) -> list[dict]:
+    """One entry per claim that this run's rows can decide."""
+    out: list[dict] = []
+    groups: dict[tuple, list] = {}
+    for r in results:
+        if r.median_ms:
+            groups.setdefault((r.task, r.model, r.batch, r.resolution), []).append(r)
+    for (task, _model, batch, _res), rows in groups.items():
+        ours = [r for r in rows if r.source == "ours"]
+        if task == "train":
+            for r in rows:
+                if r.source != "ours" and r.ratio is not None:
+                    out.append(_claim(f"training step: ours vs {r.source}", r, r.ratio, f"<= {TRAIN_MAX_RATIO}",
+                                      r.ratio <= TRAIN_MAX_RATIO, "time per step, ours / theirs"))
+            continue
+        for r in rows:
+            if r.source != "ours" and r.runtime == "eager" and r.precision == "fp32" and r.ratio is not None:
+                out.append(_claim(f"eager NCHW: ours vs {r.source}", r, r.ratio, f"<= {EAGER_MAX_RATIO}",
+                                  r.ratio <= EAGER_MAX_RATIO, "latency, ours / theirs"))
+        best = _fastest([r for r in ours if r.precision == "fp32"])
+        tv = [r for r in rows if r.source == "torchvision" and r.precision == "fp32"]
+        # The issue names torchvision's best route: its ONNX export under ONNX Runtime.
+        tv_ort = next((r for r in tv if r.runtime == "onnxruntime"), None)
+        if best and tv_ort:
+            ratio = best.median_ms / tv_ort.median_ms
+            out.append(_claim("fastest fp32 route: ours vs torchvision ONNX Runtime", best, ratio,
+                              f"<= {BEST_MAX_RATIO}", ratio <= BEST_MAX_RATIO,
+                              f"ours {best.runtime} / torchvision onnxruntime"))
+        tv_best = _fastest(tv)
+        if best and tv_best and tv_best is not tv_ort:
+            ratio = best.median_ms / tv_best.median_ms
+            out.append(_claim("fastest fp32 route: ours vs torchvision's fastest measured", best, ratio, "info",
+                              ratio <= BEST_MAX_RATIO, f"ours {best.runtime} / torchvision {tv_best.runtime}",
+                              "informational: torchvision's model under a route the issue does not name"))
+        tv_eager = next((r for r in tv if r.runtime == "eager"), None)
+        if best and tv_eager and batch == 1:
+            speedup = tv_eager.median_ms / best.median_ms
+            out.append(_claim("fastest fp32 route vs torchvision eager NCHW", best, speedup, f">= {EAGER_SPEEDUP}",
+                              speedup >= EAGER_SPEEDUP, f"torchvision eager / ours {best.runtime}"))
+        best8 = _fastest([r for r in ours if r.precision == "int8"])
+        if best and best8:
+            speedup = best.median_ms / best8.median_ms
+            out.append(_claim("int8 vs fp32 (ours, fastest routes)", best8, speedup, f">= {INT8_SPEEDUP}",
+                              speedup >= INT8_SPEEDUP, f"ours {best.runtime} fp32 / ours {best8.runtime} int8",
+                              "" if batch == 32 else "the target is set for batch 32"))
+    return out

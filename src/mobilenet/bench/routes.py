@@ -1,0 +1,239 @@
+"""How one model runs under one runtime: build it, export it, load it, call it.
+
+A route turns (source, model, runtime, precision, batch) into a zero-argument
+function that runs one forward pass on a fixed input. Everything slow (export,
+compilation, the first call) happens while the route is prepared, never inside
+the timed calls. Our models go through ``mobilenet.export`` where it exists; the
+peers' models (torchvision, timm) through the plain exporters, as a user of those
+libraries would run them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+RUNTIMES = ("eager", "channels_last", "compile", "onnxruntime", "executorch")
+INT8_RUNTIMES = ("onnxruntime", "executorch")
+SOURCES = ("ours", "torchvision", "timm")
+PEER_SOURCES = ("torchvision", "timm")
+
+# Memory layout each runtime runs in (every throughput figure names it).
+LAYOUTS = {
+    "eager": "NCHW",
+    "channels_last": "channels_last",
+    "compile": "channels_last",
+    "onnxruntime": "NCHW in (ORT's blocked layout inside)",
+    "executorch": "NCHW in (XNNPACK NHWC inside)",
+}
+
+# Our registry name -> the same architecture in each peer library (paper-exact
+# equivalents only: torchvision's V3 width multiplier departs from the paper, so
+# only its 1.0 models are listed).
+PEERS: dict[str, dict[str, str]] = {
+    "mobilenet_v1_100": {"timm": "mobilenetv1_100"},
+    "mobilenet_v2_035": {"timm": "mobilenetv2_035"},
+    "mobilenet_v2_050": {"timm": "mobilenetv2_050"},
+    "mobilenet_v2_075": {"timm": "mobilenetv2_075"},
+    "mobilenet_v2_100": {"torchvision": "mobilenet_v2", "timm": "mobilenetv2_100"},
+    "mobilenet_v2_140": {"timm": "mobilenetv2_140"},
+    "mobilenet_v3_large_075": {"timm": "mobilenetv3_large_075"},
+    "mobilenet_v3_large_100": {"torchvision": "mobilenet_v3_large", "timm": "mobilenetv3_large_100"},
+    "mobilenet_v3_small_050": {"timm": "mobilenetv3_small_050"},
+    "mobilenet_v3_small_075": {"timm": "mobilenetv3_small_075"},
+    "mobilenet_v3_small_100": {"torchvision": "mobilenet_v3_small", "timm": "mobilenetv3_small_100"},
+    "mobilenet_v3_large_minimal_100": {"timm": "tf_mobilenetv3_large_minimal_100"},
+    "mobilenet_v3_small_minimal_100": {"timm": "tf_mobilenetv3_small_minimal_100"},
+}
+
+
+class RouteUnavailable(Exception):
+    """This route cannot run here (a library or exporter is missing); the reason is reported."""
+
+
+@dataclass
+class Route:
+    run: Callable[[], object]
+    impl: str  # the builder's own name, e.g. torchvision "mobilenet_v2"
+    layout: str
+    setup_s: float
+    note: str = ""
+
+
+def peer_available(source: str) -> bool:
+    try:
+        __import__("torchvision.models" if source == "torchvision" else source)
+    except ImportError:
+        return False
+    return True
+
+
+def build_model(source: str, name: str, *, num_classes: int = 1000) -> tuple[nn.Module, str]:
+    """A freshly initialised model of architecture ``name`` from ``source``."""
+    if source == "ours":
+        from ..registry import create_model
+
+        return create_model(name, num_classes=num_classes), name
+    impl = PEERS.get(name, {}).get(source)
+    if impl is None:
+        raise RouteUnavailable(f"{source} has no model of the same architecture as {name}")
+    if source == "torchvision":
+        import torchvision.models
+
+        return getattr(torchvision.models, impl)(num_classes=num_classes), impl
+    import timm
+
+    return timm.create_model(impl, pretrained=False, num_classes=num_classes), impl
+
+
+def _inference(model: Callable, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def _channels_last(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    return copy.deepcopy(model).to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+
+
+def _quiet() -> contextlib.ExitStack:
+    """Exporters print progress lines; a benchmark table should not be interleaved with them."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+    return stack
+
+
+def _our_exporter():
+    try:
+        from .. import export
+    except ImportError:
+        return None
+    return export if hasattr(export, "export_model") else None
+
+
+def _plain_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    with _quiet():
+        torch.onnx.export(model, (x,), str(path), dynamo=True, external_data=False)
+
+
+def _plain_executorch(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    with _quiet():
+        program = torch.export.export(model, (x,))
+        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
+    path.write_bytes(lowered.buffer)
+
+
+def _export(source: str, model: nn.Module, fmt: str, x: torch.Tensor, path: Path, int8: bool) -> str:
+    """Write ``model`` as an ONNX or ExecuTorch file; returns a note naming the exporter."""
+    exporter = _our_exporter() if source == "ours" else None
+    if exporter is not None:
+        calib = [torch.randn(8, *x.shape[1:])] if int8 else None
+        with _quiet():
+            exporter.export_model(model, fmt, path, int8=int8, calib=calib)
+        return f"mobilenet.export ({fmt}{', int8' if int8 else ''})"
+    if int8:
+        raise RouteUnavailable("int8 needs mobilenet.export (export_model(..., int8=True)), which is not installed")
+    if fmt == "onnx":
+        _plain_onnx(model, x, path)
+        return "torch.onnx.export(dynamo=True)" + (" (mobilenet.export not available)" if source == "ours" else "")
+    _plain_executorch(model, x, path)
+    return "torch.export + XNNPACK partitioner" + (" (mobilenet.export not available)" if source == "ours" else "")
+
+
+def _ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _et_method(path: Path, threads: int):
+    from executorch.extension.pybindings import portable_lib
+    from executorch.runtime import Runtime
+
+    portable_lib._unsafe_reset_threadpool(threads)
+    program = Runtime.get().load_program(Path(path))
+    return program.load_method("forward")
+
+
+def prepare(
+    source: str,
+    name: str,
+    runtime: str,
+    *,
+    batch: int,
+    resolution: int,
+    threads: int,
+    workdir: Path,
+    int8: bool = False,
+) -> Route:
+    """Build, export and load one route, call it once, and time all of that as set-up."""
+    start = time.perf_counter()
+    model, impl = build_model(source, name)
+    model.eval()
+    x = torch.randn(batch, 3, resolution, resolution)
+    layout, note = LAYOUTS[runtime], ""
+    if int8 and runtime not in INT8_RUNTIMES:
+        raise RouteUnavailable(f"int8 runs through {' or '.join(INT8_RUNTIMES)}, not {runtime}")
+    if runtime in ("eager", "channels_last"):
+        if runtime == "channels_last":
+            model, x = _channels_last(model, x)
+        run = _inference(model, x)
+    elif runtime == "compile":
+        model, x = _channels_last(model, x)
+        compiled = torch.compile(model, dynamic=False)
+        # Freezing folds BatchNorm into the convs and pre-packs oneDNN weights: the
+        # inference set-up PyTorch recommends for CPU.
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True), torch.inference_mode(), _quiet():
+            compiled(x)
+        run, note = _inference(compiled, x), "torch.compile (inductor, freezing)"
+    elif runtime in ("onnxruntime", "executorch"):
+        fmt = "onnx" if runtime == "onnxruntime" else "executorch"
+        tag = f"{source}-{impl}-{runtime}-{'int8' if int8 else 'fp32'}-b{batch}-r{resolution}"
+        path = workdir / (tag + (".onnx" if fmt == "onnx" else ".pte"))
+        note = _export(source, model, fmt, x, path, int8)
+        if runtime == "onnxruntime":
+            session = _ort_session(path, threads)
+            feed = {session.get_inputs()[0].name: x.numpy()}
+            run = lambda: session.run(None, feed)  # noqa: E731
+        else:
+            method = _et_method(path, threads)
+            inputs = [x]
+            run = lambda: method.execute(inputs)  # noqa: E731
+    else:
+        raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    run()
+    return Route(run, impl, layout, time.perf_counter() - start, note)
+
+
+def check_output(route: Route, batch: int, num_classes: int = 1000) -> None:
+    """A route must return [batch, num_classes] logits: a runtime that returns
+    nothing useful is not measured."""
+    out = route.run()
+    if isinstance(out, (list, tuple)):
+        out = out[0]
+    shape = tuple(np.asarray(out).shape) if not isinstance(out, torch.Tensor) else tuple(out.shape)
+    if shape != (batch, num_classes):
+        raise RouteUnavailable(f"returned an output of shape {shape}, expected {(batch, num_classes)}")

@@ -1,0 +1,168 @@
+"""``mobilenet bench``: latency and throughput of each model and runtime, beside
+torchvision's and timm's same architecture measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import CommandError, format_table, print_json
+
+DEFAULT_MODELS = ["mobilenet_v1_100", "mobilenet_v2_100", "mobilenet_v3_large_100", "mobilenet_v3_small_100"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="latency and throughput per model and runtime, side by side with torchvision and timm",
+        description="Warm up, then time every route (model x runtime x batch) interleaved with the peers' same "
+        "architecture until each median is known to within 2%%: median and interquartile range, images/s, "
+        "achieved GMAC/s beside the CPU's theoretical peak, and ours/theirs ratios.",
+    )
+    p.add_argument("models", nargs="*", metavar="MODEL", help=f"model names or patterns (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--runtime", default="eager", metavar="LIST",
+                   help="comma-separated: eager, channels_last, compile, onnxruntime, executorch (default: eager)")
+    p.add_argument("--int8", action="store_true", help="also time our int8 models (ONNX Runtime / ExecuTorch runtimes)")
+    p.add_argument("--batch", default="1", metavar="LIST", help="comma-separated batch sizes (default: 1)")
+    p.add_argument("--resolution", type=int, default=224, metavar="R", help="input size (default: 224)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for every runtime (default: all available)")
+    p.add_argument("--compare", default="torchvision,timm", metavar="LIST",
+                   help="peers measured in the same run: torchvision, timm, or none (default: torchvision,timm)")
+    p.add_argument("--train", metavar="BxR,...",
+                   help="also time one training step at these batch x resolution shapes, e.g. 64x32,32x224")
+    p.add_argument("--min-time", type=float, default=1.0, metavar="S", help="seconds of timed runs per route, at least")
+    p.add_argument("--max-time", type=float, default=10.0, metavar="S", help="seconds per route, at most")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--plot", metavar="FILE.png", help="write the accuracy-vs-latency and MACs-vs-latency charts")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _ints(text: str, argument: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise CommandError(f"{argument} {text!r}: expected comma-separated integers, e.g. 1,32") from None
+    if not values or any(v < 1 for v in values):
+        raise CommandError(f"{argument} {text!r}: expected positive integers, e.g. 1,32")
+    return values
+
+
+def _shapes(text: str) -> list[tuple[int, int]]:
+    shapes = []
+    for item in text.split(","):
+        b, _, r = item.strip().partition("x")
+        if not (b.isdigit() and r.isdigit()) or int(b) < 1 or int(r) < 32:
+            raise CommandError(f"--train {text!r}: expected BATCHxRESOLUTION pairs like 64x32,32x224 (resolution >= 32)")
+        shapes.append((int(b), int(r)))
+    return shapes
+
+
+def header(machine, command: str | None = None) -> str:
+    peak = machine.peak
+    int8 = f", int8 {peak.int8_gmacs:,.0f}" if peak.int8_gmacs else ""
+    lines = [
+        f"CPU: {machine.cpu}; {machine.logical_cpus} logical CPUs; flags: {' '.join(machine.flags)}",
+        f"threads: {machine.threads}; allocator: {machine.allocator}",
+        f"theoretical peak for {peak.cores} cores: fp32 {peak.fp32_gmacs:,.0f} GMAC/s{int8} ({peak.basis})",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in machine.versions.items()),
+    ]
+    if command:
+        lines.insert(0, f"command: {command}")
+    return "\n".join(lines)
+
+
+COLUMNS = ["model", "source", "task", "runtime", "precision", "batch", "res", "layout", "median ms", "IQR ms",
+           "img/s", "GMAC/s", "% peak", "ratio", "runs"]
+
+
+def table_rows(results, peak) -> list[dict]:
+    rows = []
+    for r in results:
+        p = peak.int8_gmacs if r.precision == "int8" else peak.fp32_gmacs
+        rows.append({
+            "model": r.model, "source": r.source, "task": r.task, "runtime": r.runtime, "precision": r.precision,
+            "batch": r.batch, "res": r.resolution, "layout": r.layout,
+            "median ms": None if r.median_ms is None else round(r.median_ms, 3),
+            "IQR ms": None if r.iqr_ms is None else round(r.iqr_ms, 3),
+            "img/s": None if r.images_per_s is None else round(r.images_per_s, 1),
+            "GMAC/s": None if r.gmacs_per_s is None else round(r.gmacs_per_s, 2),
+            "% peak": None if not (r.gmacs_per_s and p) else round(100 * r.gmacs_per_s / p, 1),
+            "ratio": None if r.ratio is None else round(r.ratio, 3),
+            "runs": r.runs or None,
+            "error": r.error,
+        })
+    return rows
+
+
+def format_claims(claims: list[dict]) -> str:
+    if not claims:
+        return ""
+    rows = [{"check": c["check"], "model": c["model"], "batch": c["batch"], "value": c["value"], "target": c["target"],
+             "holds": "yes" if c["holds"] else "NO", "compared": c["compared"]} for c in claims]
+    return format_table(rows, ["check", "model", "batch", "value", "target", "holds", "compared"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import RUNTIMES, Schedule, benchmark, benchmark_training, parse_list
+    from .info import resolve_names
+
+    names = resolve_names(args.models) if args.models else DEFAULT_MODELS
+    try:
+        runtimes = parse_list(args.runtime, "--runtime", RUNTIMES)
+        compare = [] if args.compare.strip() == "none" else parse_list(args.compare, "--compare", ("torchvision", "timm"))
+        schedule = Schedule(min_time=args.min_time, max_time=args.max_time)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    batches = _ints(args.batch, "--batch")
+    shapes = _shapes(args.train) if args.train else []
+    if args.resolution < 32:
+        raise CommandError(f"--resolution {args.resolution} is too small; use 32 or more")
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads {args.threads}: expected a positive integer")
+    if args.plot:
+        if not args.plot.lower().endswith(".png"):
+            raise CommandError(f"--plot {args.plot}: the chart is written as PNG; give a file name ending in .png")
+        from pathlib import Path
+
+        from ..files import check_writable_dir
+
+        try:
+            check_writable_dir(Path(args.plot).resolve().parent, "--plot folder")
+        except PermissionError as exc:
+            raise CommandError(str(exc)) from None
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        report = benchmark(names, runtimes=runtimes, batches=batches, resolution=args.resolution,
+                           threads=args.threads, compare=compare, int8=args.int8, schedule=schedule, progress=progress)
+        if shapes:
+            train = benchmark_training(names, shapes=shapes, threads=args.threads, compare=compare,
+                                       schedule=Schedule(min_time=args.min_time, max_time=args.max_time * 2),
+                                       progress=progress)
+            report = type(report)(report.machine, report.results + train.results,
+                                  dict(report.settings, train=train.settings))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.plot:
+        from ..bench.charts import plot
+
+        plot(report.results, args.plot, peak_gmacs=report.machine.peak.fp32_gmacs,
+             title=header(report.machine).splitlines()[0])
+    if args.json:
+        out = report.to_dict()
+        out["table"] = table_rows(report.results, report.machine.peak)
+        print_json(out)
+        return 0
+    print(header(report.machine))
+    print()
+    rows = table_rows(report.results, report.machine.peak)
+    print(format_table(rows, COLUMNS))
+    for r in rows:
+        if r["error"]:
+            print(f"  {r['model']} {r['source']} {r['runtime']} {r['precision']} b{r['batch']}: not measured: {r['error']}")
+    print("\nratio: our median time / this row's, same model, runtime, precision and batch (below 1: ours faster). "
+          "IQR: interquartile range. % peak: achieved GMAC/s over the theoretical peak above.")
+    claims_text = format_claims(report.to_dict()["claims"])
+    if claims_text:
+        print("\n" + claims_text)
+    return 0
