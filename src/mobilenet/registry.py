@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,11 +76,23 @@ def model_options(name: str) -> list[str]:
     return [p for p in params if p not in fixed and p != "self"]
 
 
-def create_model(name: str, *, num_classes: int = 1000, in_chans: int = 3, **options: Any) -> nn.Module:
+def create_model(
+    name: str,
+    *,
+    num_classes: int | None = None,
+    in_chans: int = 3,
+    pretrained: bool | str | os.PathLike = False,
+    **options: Any,
+) -> nn.Module:
     """Build a registered model, e.g. ``create_model("mobilenet_v3_small_075", num_classes=10)``.
 
     ``options`` are the architecture's keyword arguments (``dropout``,
     ``padding="same"``, ``features_only=True``, ``out_indices``, ``bn_eps``...).
+    ``pretrained``: ``True`` (the model's default official weights), a tag
+    (``"tv2_in1k"``, see ``mobilenet info --weights``) or a checkpoint file in our,
+    torchvision's or timm's layout; ``num_classes`` then defaults to the weights'
+    own and a different one gets a fresh classifier. Without ``pretrained`` it
+    defaults to 1000.
     """
     spec = get_spec(name)
     allowed = model_options(name)
@@ -91,6 +104,12 @@ def create_model(name: str, *, num_classes: int = 1000, in_chans: int = 3, **opt
             raise TypeError(
                 f"{name} got an unexpected option {key!r}{fixed}; valid options: {', '.join(allowed)}"
             )
-    model = spec.build(n_classes=num_classes, input_channel=in_chans, **options)
+    if pretrained is not False and pretrained is not None:
+        if pretrained == "" or not isinstance(pretrained, (bool, str, os.PathLike)):
+            raise TypeError(f"pretrained must be True, a tag or a file path, got {pretrained!r}")
+        from .weights.hub import load_pretrained
+
+        return load_pretrained(name, pretrained, num_classes=num_classes, in_chans=in_chans, **options)
+    model = spec.build(n_classes=1000 if num_classes is None else num_classes, input_channel=in_chans, **options)
     model.model_name = name
     return model
