@@ -1,5 +1,6 @@
 """Paper-exact MobileNets V1, V2 and V3 for PyTorch."""
 
+from .deploy import deploy
 from .layers import make_divisible
 from .model import FeatureInfo, MobileNet
 from .profile import Profile, profile
@@ -20,6 +21,7 @@ __all__ = [
     "Profile",
     "__version__",
     "create_model",
+    "deploy",
     "list_models",
     "make_divisible",
     "profile",
