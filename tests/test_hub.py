@@ -22,12 +22,10 @@ from mobilenet.weights import hub
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     """A private torch hub folder: nothing touches the user's cache."""
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield tmp_path / "hub" / "checkpoints"
-    torch.hub.set_dir(old)
     torch.set_num_threads(threads)
 
 

@@ -18,6 +18,8 @@ from .commands import CommandError
 COMMANDS = [
     ("info", "info"),
     ("bench", "bench"),
+    ("predict", "predict"),
+    ("import-tflite", "import_tflite"),
 ]
 
 

@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="model names or patterns (default: the whole zoo)")
     p.add_argument("--resolution", type=int, nargs="+", metavar="R", help="input sizes (default: 224)")
+    p.add_argument("--weights", action="store_true",
+                   help="list the official weights instead: every tag with its source, licence, top-1 and "
+                   "preprocessing (`create_model(NAME, pretrained=TAG)`)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -66,7 +69,51 @@ def resolve_names(patterns: list[str]) -> list[str]:
     return names
 
 
+def weight_rows(names: list[str]) -> list[dict]:
+    """One row per official weights tag of ``names``: what `mobilenet info --weights` prints."""
+    from ..weights.hub import TAGS, default_tag
+
+    rows = []
+    for tag in TAGS.values():
+        if tag.model not in names:
+            continue
+        p = tag.preprocess
+        rows.append({
+            "model": tag.model,
+            "tag": tag.tag,
+            "default": tag is default_tag(tag.model),
+            "source": tag.source,
+            "original_name": tag.original_name,
+            "top1": tag.top1,
+            "licence": tag.licence,
+            "preprocess": f"{p.interpolation} {round(p.resolution / p.crop_pct)}->{p.resolution}, "
+                          f"mean {list(p.mean)} std {list(p.std)}",
+            "padding": tag.arch_options().get("padding", "symmetric"),
+            "checked": tag.verified,
+            "url": tag.url,
+        })
+    return rows
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    rows = weight_rows(resolve_names(args.names))
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        raise CommandError("no official weights for these models; `mobilenet info --weights` lists them all")
+    rows = sorted(rows, key=lambda r: (r["model"], r["source"], r["tag"]))
+    table = [dict(r, licence=r["licence"].split(" (")[0]) for r in rows]  # the full text is in --json
+    print(format_table(table, ["model", "tag", "default", "source", "top1", "licence", "preprocess", "padding",
+                              "checked"], {"top1": "top-1", "checked": "download check"}))
+    print("\nmobilenet.create_model(MODEL, pretrained=TAG) (pretrained=True: the default). "
+          "top-1: ImageNet-1k val as published by the source; licence as the source states it.")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.weights:
+        return run_weights(args)
     names = resolve_names(args.names)
     resolutions = args.resolution or [None]
     for r in args.resolution or []:

@@ -1,0 +1,69 @@
+"""``mobilenet predict``: top-5 classes of images with trained weights."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import CommandError, format_table, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="top-5 classes of images with trained weights",
+        description="Classify images with a weights file (ours, torchvision's or timm's; `mobilenet "
+        "import-tflite` makes ours from Google's TFLite files) or an official tag, using the "
+        "preprocessing and labels the weights came with. Any image mode works (grayscale, RGBA, "
+        "CMYK, 16-bit).",
+    )
+    # "*" not "+": `--pretrained IMAGE` lets argparse take the image as the tag; run() gives it back
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
+    p.add_argument("--weights", metavar="FILE", help="a weights file (.safetensors, .pth, .bin)")
+    p.add_argument("--model", metavar="NAME", help="model name (found from the weights' shapes if omitted)")
+    p.add_argument("--pretrained", nargs="?", const=True, metavar="TAG",
+                   help="official weights of --model: the default ones, or --pretrained=TAG "
+                   "(`mobilenet info --weights` lists the tags)")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to show (default: 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..images import ImageError, load_image
+    from ..predict import classify, load_model
+    from ..weights.store import WeightsError
+
+    images = list(args.images)
+    pretrained = args.pretrained
+    # `--pretrained IMAGE ...` : argparse took the first image as the tag
+    if isinstance(pretrained, str) and Path(pretrained).is_file():
+        images.insert(0, pretrained)
+        pretrained = True
+    if not images:
+        raise CommandError("give one or more IMAGE files")
+    if args.top < 1:
+        raise CommandError(f"--top {args.top}: give 1 or more")
+    if args.weights and pretrained:
+        raise CommandError("give --weights FILE or --pretrained, not both")
+    if not args.weights and not args.model:
+        raise CommandError("give --weights FILE, or --model NAME --pretrained[=TAG]")
+    if not args.weights and not pretrained:
+        raise CommandError(f"--model {args.model} needs weights: add --pretrained[=TAG] or --weights FILE")
+    try:
+        pictures = [load_image(path) for path in images]  # a bad file fails before any weights load
+        model = load_model(args.weights, args.model, pretrained)
+        results = classify(model, pictures, k=args.top)
+    except (ImageError, WeightsError, ValueError, TypeError) as exc:
+        raise CommandError(str(exc)) from None
+    results = [r.__class__(name, r.top) for name, r in zip(images, results)]
+    if args.json:
+        print_json([r.to_dict() for r in results])
+        return 0
+    rows = []
+    for r in results:
+        for rank, g in enumerate(r.top, 1):
+            rows.append({"image": r.image if rank == 1 else "", "rank": rank, "probability": g.probability,
+                         "class": g.index, "label": g.label})
+    print(format_table(rows, ["image", "rank", "probability", "class", "label"]))
+    return 0
