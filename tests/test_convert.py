@@ -178,3 +178,16 @@ def test_old_checkpoint_without_num_batches_tracked_loads():
     state = {k: v for k, v in to_torchvision(ours).items() if not k.endswith("num_batches_tracked")}
     again = from_torchvision(state, "mobilenet_v2_100")
     assert torch.equal(again.classifier.weight, ours.classifier.weight)
+
+
+def test_timm_bn_eps_matters():
+    """timm's non-tf models use BN eps 1e-5: building ours with our V3 default
+    1e-3 instead gives measurably different logits, which from_timm avoids."""
+    timm = pytest.importorskip("timm")
+    peer = randomize(timm.create_model("mobilenetv3_small_100", pretrained=False))
+    wrong = from_timm(peer.state_dict(), "mobilenet_v3_small_100", bn_eps=1e-3)
+    x = torch.randn(*INPUT)
+    with torch.no_grad():
+        theirs = peer(x)
+        diff = (theirs - wrong(x)).abs().max().item()
+    assert diff > 1e-4 * theirs.abs().max().item()

@@ -242,3 +242,11 @@ def test_not_a_checkpoint_and_wrong_model(tmp_path, v3_small):
         create_model("mobilenet_v3_small_075", pretrained=path)
     with pytest.raises(WeightsError, match="no such checkpoint file"):
         create_model("mobilenet_v3_small_100", pretrained=tmp_path / "missing.pth")
+
+
+def test_docs_list_every_tag():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "weights.md").read_text(encoding="utf-8")
+    for tag in hub.TAGS.values():
+        assert f"| `{tag.model}` | `{tag.tag}` |" in doc, f"docs/weights.md does not list {tag.name}"
