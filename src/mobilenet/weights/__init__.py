@@ -15,6 +15,7 @@ __all__ = [
     "from_torchvision",
     "key_table",
     "load_pretrained",
+    "load_tflite",
     "load_weights",
     "read_checkpoint",
     "read_metadata",
@@ -22,3 +23,12 @@ __all__ = [
     "to_timm",
     "to_torchvision",
 ]
+
+
+def __getattr__(name: str):
+    # load_tflite is imported on first use: the TFLite reader is not needed to load other weights.
+    if name == "load_tflite":
+        from .tflite import load_tflite
+
+        return load_tflite
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
