@@ -104,7 +104,8 @@ def plot(results: Sequence[Any], path: str | os.PathLike, *, peak_gmacs: float |
     left.set_ylabel("ImageNet top-1, % (published)")
     left.set_title("Accuracy vs measured latency (bubble area = params)")
     left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7, loc="lower right", markerscale=0.5)
+    if left.collections:
+        left.legend(fontsize=7, loc="lower right", markerscale=0.5)
 
     rows = [r for r in inference if r.batch == batch and r.precision == "fp32"]
     for r in rows:

@@ -174,13 +174,15 @@ def benchmark(
     int8: bool = False,
     schedule: Schedule | None = None,
     workdir: str | Path | None = None,
+    calib: str | Path | None = None,
     progress: bool = False,
 ) -> BenchReport:
     """Time every model under every runtime and batch size, with the peers' same
     architecture (``compare``) in the same interleaved run.
 
-    ``int8`` adds our int8 models under the runtimes that run int8 (ONNX Runtime,
-    ExecuTorch). A route that cannot run here (a library missing, an export
+    ``int8`` adds our int8 models under the runtimes that run int8 (Inductor, ONNX
+    Runtime, ExecuTorch), calibrated on ``calib`` (a folder of images; default:
+    random batches, which change the accuracy, not the speed). A route that cannot run here (a library missing, an export
     failing) is kept as a row with ``error`` saying why.
     """
     from .machine import available_cpus
@@ -214,7 +216,7 @@ def benchmark(
                     if source != "ours" and not routes.peer_available(source):
                         raise routes.RouteUnavailable(f"{source} is not installed")
                     route = routes.prepare(source, name, runtime, batch=batch, resolution=resolution,
-                                           threads=threads, workdir=tmp, int8=is_int8)
+                                           threads=threads, workdir=tmp, int8=is_int8, calib=calib)
                     routes.check_output(route, batch)
                     group.append((replace(base, impl=route.impl, note=route.note), Timed(route.run), route.setup_s))
                 except Exception as exc:  # reported in the row, the rest of the run goes on
@@ -231,7 +233,8 @@ def benchmark(
     if bar is not None:
         bar.close()
     settings = dict(models=list(models), runtimes=list(runtimes), batches=list(batches), resolution=resolution,
-                    threads=threads, compare=list(compare), int8=int8, schedule=asdict(schedule))
+                    threads=threads, compare=list(compare), int8=int8,
+                    calib=str(calib) if calib else "random", schedule=asdict(schedule))
     return BenchReport(describe_machine(threads), add_ratios(results), settings)
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 RUNTIMES = ("eager", "channels_last", "compile", "onnxruntime", "executorch")
-INT8_RUNTIMES = ("onnxruntime", "executorch")
+INT8_RUNTIMES = ("compile", "onnxruntime", "executorch")
 SOURCES = ("ours", "torchvision", "timm")
 PEER_SOURCES = ("torchvision", "timm")
 
@@ -138,13 +138,17 @@ def _plain_executorch(model: nn.Module, x: torch.Tensor, path: Path) -> None:
     path.write_bytes(lowered.buffer)
 
 
-def _export(source: str, model: nn.Module, fmt: str, x: torch.Tensor, path: Path, int8: bool) -> str:
-    """Write ``model`` as an ONNX or ExecuTorch file; returns a note naming the exporter."""
+def _export(source: str, model: nn.Module, fmt: str, x: torch.Tensor, path: Path, int8: bool, calib) -> str:
+    """Write ``model`` as an ONNX or ExecuTorch file; returns a note naming the exporter.
+
+    Ours go through ``mobilenet.export`` (BatchNorm folded, dynamic batch, the file
+    checked against eager); the peers through the plain exporters at a fixed shape."""
     exporter = _our_exporter() if source == "ours" else None
     if exporter is not None:
-        calib = [torch.randn(8, *x.shape[1:])] if int8 else None
-        with _quiet():
-            exporter.export_model(model, fmt, path, int8=int8, calib=calib)
+        if not path.exists():  # dynamic batch: one file serves every batch size
+            with _quiet():
+                exporter.export_model(model, fmt, path, resolution=x.shape[-1], int8=int8,
+                                      calib=_calib(calib, x) if int8 else None)
         return f"mobilenet.export ({fmt}{', int8' if int8 else ''})"
     if int8:
         raise RouteUnavailable("int8 needs mobilenet.export (export_model(..., int8=True)), which is not installed")
@@ -153,6 +157,24 @@ def _export(source: str, model: nn.Module, fmt: str, x: torch.Tensor, path: Path
         return "torch.onnx.export(dynamo=True)" + (" (mobilenet.export not available)" if source == "ours" else "")
     _plain_executorch(model, x, path)
     return "torch.export + XNNPACK partitioner" + (" (mobilenet.export not available)" if source == "ours" else "")
+
+
+def _calib(calib, x: torch.Tensor):
+    """A folder of images, or (for speed alone, which does not depend on the
+    calibration) two random batches."""
+    if calib is not None:
+        return calib
+    generator = torch.Generator().manual_seed(0)
+    return [torch.randn(8, *x.shape[1:], generator=generator) for _ in range(2)]
+
+
+def _compiled_int8(model: nn.Module, x: torch.Tensor, calib) -> Callable:
+    try:
+        from ..quantize import quantize_ptq
+    except ImportError:
+        raise RouteUnavailable("int8 under torch.compile needs mobilenet.quantize, which is not installed") from None
+    with _quiet():
+        return torch.compile(quantize_ptq(model, _calib(calib, x), backend="x86"), dynamic=False)
 
 
 def _ort_session(path: Path, threads: int):
@@ -186,6 +208,7 @@ def prepare(
     threads: int,
     workdir: Path,
     int8: bool = False,
+    calib=None,
 ) -> Route:
     """Build, export and load one route, call it once, and time all of that as set-up."""
     start = time.perf_counter()
@@ -199,6 +222,14 @@ def prepare(
         if runtime == "channels_last":
             model, x = _channels_last(model, x)
         run = _inference(model, x)
+    elif runtime == "compile" and int8:
+        # PT2E int8 graph (x86 quantizer) lowered by Inductor to oneDNN int8 kernels.
+        compiled = _compiled_int8(model, x, calib)
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True), torch.inference_mode(), _quiet():
+            compiled(x)
+        run, layout, note = _inference(compiled, x), "NCHW in (Inductor's choice inside)", "mobilenet.quantize (x86) + torch.compile"
     elif runtime == "compile":
         model, x = _channels_last(model, x)
         compiled = torch.compile(model, dynamic=False)
@@ -211,9 +242,11 @@ def prepare(
         run, note = _inference(compiled, x), "torch.compile (inductor, freezing)"
     elif runtime in ("onnxruntime", "executorch"):
         fmt = "onnx" if runtime == "onnxruntime" else "executorch"
-        tag = f"{source}-{impl}-{runtime}-{'int8' if int8 else 'fp32'}-b{batch}-r{resolution}"
+        tag = f"{source}-{impl}-{runtime}-{'int8' if int8 else 'fp32'}-r{resolution}"
+        if source != "ours":
+            tag += f"-b{batch}"  # the plain exporters fix the batch size
         path = workdir / (tag + (".onnx" if fmt == "onnx" else ".pte"))
-        note = _export(source, model, fmt, x, path, int8)
+        note = _export(source, model, fmt, x, path, int8, calib)
         if runtime == "onnxruntime":
             session = _ort_session(path, threads)
             feed = {session.get_inputs()[0].name: x.numpy()}

@@ -4,6 +4,7 @@ torchvision's and timm's same architecture measured in the same run."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import CommandError, format_table, print_json
@@ -23,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="eager", metavar="LIST",
                    help="comma-separated: eager, channels_last, compile, onnxruntime, executorch (default: eager)")
     p.add_argument("--int8", action="store_true", help="also time our int8 models (ONNX Runtime / ExecuTorch runtimes)")
+    p.add_argument("--calib", metavar="DIR",
+                   help="images to calibrate --int8 on (default: random batches; speed does not depend on them)")
     p.add_argument("--batch", default="1", metavar="LIST", help="comma-separated batch sizes (default: 1)")
     p.add_argument("--resolution", type=int, default=224, metavar="R", help="input size (default: 224)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for every runtime (default: all available)")
@@ -131,10 +134,13 @@ def run(args: argparse.Namespace) -> int:
             check_writable_dir(Path(args.plot).resolve().parent, "--plot folder")
         except PermissionError as exc:
             raise CommandError(str(exc)) from None
+    if args.calib and not os.path.isdir(args.calib):
+        raise CommandError(f"--calib {args.calib}: no such folder of images")
     progress = not args.no_progress and sys.stderr.isatty()
     try:
         report = benchmark(names, runtimes=runtimes, batches=batches, resolution=args.resolution,
-                           threads=args.threads, compare=compare, int8=args.int8, schedule=schedule, progress=progress)
+                           threads=args.threads, compare=compare, int8=args.int8, schedule=schedule, calib=args.calib,
+                           progress=progress)
         if shapes:
             train = benchmark_training(names, shapes=shapes, threads=args.threads, compare=compare,
                                        schedule=Schedule(min_time=args.min_time, max_time=args.max_time * 2),
