@@ -4,11 +4,9 @@ paths), with hash checks, the cache, conversion and the failure cases."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import pickle
-import warnings
 
 import pytest
 import torch
