@@ -171,6 +171,7 @@ def benchmark(
     resolution: int = 224,
     threads: int | None = None,
     compare: Sequence[str] = (),
+    peer_runtimes: Sequence[str] | None = None,
     int8: bool = False,
     schedule: Schedule | None = None,
     workdir: str | Path | None = None,
@@ -180,7 +181,8 @@ def benchmark(
     """Time every model under every runtime and batch size, with the peers' same
     architecture (``compare``) in the same interleaved run.
 
-    ``int8`` adds our int8 models under the runtimes that run int8 (Inductor, ONNX
+    ``peer_runtimes`` limits the runtimes the peers run under (default: all of
+    ``runtimes``). ``int8`` adds our int8 models under the runtimes that run int8 (Inductor, ONNX
     Runtime, ExecuTorch), calibrated on ``calib`` (a folder of images; default:
     random batches, which change the accuracy, not the speed). A route that cannot run here (a library missing, an export
     failing) is kept as a row with ``error`` saying why.
@@ -188,13 +190,14 @@ def benchmark(
     from .machine import available_cpus
 
     threads = available_cpus() if threads is None else threads
-    _check(models, runtimes, compare, batches, resolution, threads)
+    _check(models, [*runtimes, *(peer_runtimes or ())], compare, batches, resolution, threads)
     schedule = schedule or Schedule()
     plan: list[tuple[str, int, list[tuple[str, str, bool]]]] = []
     for name in models:
         for batch in batches:
             cands = [("ours", rt, False) for rt in runtimes]
-            cands += [(src, rt, False) for src in compare if src in routes.PEERS.get(name, {}) for rt in runtimes]
+            cands += [(src, rt, False) for src in compare if src in routes.PEERS.get(name, {}) for rt in runtimes
+                      if peer_runtimes is None or rt in peer_runtimes]
             cands += [("ours", rt, True) for rt in runtimes if int8 and rt in routes.INT8_RUNTIMES]
             plan.append((name, batch, cands))
     results: list[Result] = []
@@ -233,7 +236,8 @@ def benchmark(
     if bar is not None:
         bar.close()
     settings = dict(models=list(models), runtimes=list(runtimes), batches=list(batches), resolution=resolution,
-                    threads=threads, compare=list(compare), int8=int8,
+                    threads=threads, compare=list(compare),
+                    peer_runtimes=list(peer_runtimes or runtimes), int8=int8,
                     calib=str(calib) if calib else "random", schedule=asdict(schedule))
     return BenchReport(describe_machine(threads), add_ratios(results), settings)
 

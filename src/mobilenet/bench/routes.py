@@ -123,9 +123,15 @@ def _our_exporter():
     return export if hasattr(export, "export_model") else None
 
 
+def _batch_dim() -> tuple[dict, ...]:
+    # An example batch of 2 keeps torch.export from specialising the batch size to 1.
+    return ({0: torch.export.Dim("batch", min=1, max=128)},)
+
+
 def _plain_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
     with _quiet():
-        torch.onnx.export(model, (x,), str(path), dynamo=True, external_data=False)
+        torch.onnx.export(model, (x[:1].expand(2, -1, -1, -1).contiguous(),), str(path), dynamo=True,
+                          external_data=False, dynamic_shapes=_batch_dim())
 
 
 def _plain_executorch(model: nn.Module, x: torch.Tensor, path: Path) -> None:
@@ -133,7 +139,7 @@ def _plain_executorch(model: nn.Module, x: torch.Tensor, path: Path) -> None:
     from executorch.exir import to_edge_transform_and_lower
 
     with _quiet():
-        program = torch.export.export(model, (x,))
+        program = torch.export.export(model, (x[:1].expand(2, -1, -1, -1).contiguous(),), dynamic_shapes=_batch_dim())
         lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
     path.write_bytes(lowered.buffer)
 
@@ -141,8 +147,8 @@ def _plain_executorch(model: nn.Module, x: torch.Tensor, path: Path) -> None:
 def _export(source: str, model: nn.Module, fmt: str, x: torch.Tensor, path: Path, int8: bool, calib) -> str:
     """Write ``model`` as an ONNX or ExecuTorch file; returns a note naming the exporter.
 
-    Ours go through ``mobilenet.export`` (BatchNorm folded, dynamic batch, the file
-    checked against eager); the peers through the plain exporters at a fixed shape."""
+    Ours go through ``mobilenet.export`` (BatchNorm folded, the file checked against
+    eager); the peers through the plain exporters. Both with a dynamic batch."""
     exporter = _our_exporter() if source == "ours" else None
     if exporter is not None:
         if not path.exists():  # dynamic batch: one file serves every batch size
@@ -152,11 +158,10 @@ def _export(source: str, model: nn.Module, fmt: str, x: torch.Tensor, path: Path
         return f"mobilenet.export ({fmt}{', int8' if int8 else ''})"
     if int8:
         raise RouteUnavailable("int8 needs mobilenet.export (export_model(..., int8=True)), which is not installed")
-    if fmt == "onnx":
-        _plain_onnx(model, x, path)
-        return "torch.onnx.export(dynamo=True)" + (" (mobilenet.export not available)" if source == "ours" else "")
-    _plain_executorch(model, x, path)
-    return "torch.export + XNNPACK partitioner" + (" (mobilenet.export not available)" if source == "ours" else "")
+    if not path.exists():  # dynamic batch: one file serves every batch size
+        (_plain_onnx if fmt == "onnx" else _plain_executorch)(model, x, path)
+    name = "torch.onnx.export(dynamo=True)" if fmt == "onnx" else "torch.export + XNNPACK partitioner"
+    return name + (" (mobilenet.export not available)" if source == "ours" else "")
 
 
 def _calib(calib, x: torch.Tensor):
@@ -243,8 +248,6 @@ def prepare(
     elif runtime in ("onnxruntime", "executorch"):
         fmt = "onnx" if runtime == "onnxruntime" else "executorch"
         tag = f"{source}-{impl}-{runtime}-{'int8' if int8 else 'fp32'}-r{resolution}"
-        if source != "ours":
-            tag += f"-b{batch}"  # the plain exporters fix the batch size
         path = workdir / (tag + (".onnx" if fmt == "onnx" else ".pte"))
         note = _export(source, model, fmt, x, path, int8, calib)
         if runtime == "onnxruntime":
