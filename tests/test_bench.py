@@ -155,3 +155,22 @@ def test_claims_read_the_right_rows():
     assert speedup["value"] == pytest.approx(6.0) and speedup["holds"]
     int8 = got["int8 vs fp32 (ours, fastest routes)", 32]
     assert int8["value"] == pytest.approx(2.0) and int8["holds"]
+
+
+def test_charts_from_records(tmp_path):
+    from mobilenet.bench.charts import family, plot, published_top1
+
+    assert family("mobilenet_v3_large_minimal_100") == "MobileNetV3-Large" and family("mobilenet_v1_050") == "MobileNetV1"
+    assert published_top1("ours", "mobilenet_v2_100", 224) == 72.0  # the V2 paper's Table 4
+    assert published_top1("torchvision", "mobilenet_v2_100", 224) == pytest.approx(72.154)  # torchvision DEFAULT
+    rows = [
+        Result(m, s, m, "inference", rt, "fp32", 1, 224, 2, "NCHW", runs=5, median_ms=ms, macs=macs, params=p)
+        for m, macs, p in (("mobilenet_v2_100", 300_000_000, 3_500_000), ("mobilenet_v3_small_100", 57_000_000, 2_500_000))
+        for s, rt, ms in (("ours", "eager", 10.0), ("ours", "executorch", 2.0), ("torchvision", "eager", 11.0))
+    ]
+    path = tmp_path / "c.png"
+    plot(rows, path, peak_gmacs=147.2)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="no inference result"):
+        plot([], tmp_path / "d.png")
+    assert not (tmp_path / "d.png").exists()
