@@ -17,6 +17,8 @@ from .commands import CommandError
 # (command, module) in the order `mobilenet --help` lists them.
 COMMANDS = [
     ("info", "info"),
+    ("train", "train"),
+    ("eval", "eval"),
     ("bench", "bench"),
     ("predict", "predict"),
     ("import-tflite", "import_tflite"),

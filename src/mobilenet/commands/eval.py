@@ -1,0 +1,97 @@
+"""``mobilenet eval``: top-1, top-5, loss, per-class accuracy, a confusion-matrix
+PNG and images/s for weights on a data set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import CommandError, format_table, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="accuracy, loss, per-class accuracy and a confusion matrix of weights on data",
+        description="Evaluate weights (our .safetensors, a run folder, or a .tflite file) on --data: digits, "
+        "cifar10, cifar100 (their held-out split), a folder with val/, a folder of class folders, or with "
+        "--labels-from-filenames a flat folder of <class>_<anything>.<ext> files (ImageNet's <wnid>_<name>.JPEG; "
+        "classes are the sorted prefixes; a model with one extra 'background' output first is handled).",
+    )
+    p.add_argument("--weights", required=True, metavar="W", help=".safetensors, run folder, or .tflite")
+    p.add_argument("--data", required=True, metavar="D", help="digits, cifar10, cifar100, or a folder")
+    p.add_argument("--labels-from-filenames", action="store_true",
+                   help="flat folder: the class of a file is its name up to the first '_'")
+    p.add_argument("--split", choices=("val", "train", "all"), default="val",
+                   help="which part of the data (default val: the held-out part training used)")
+    p.add_argument("--val-split", type=float, default=0.2, help="held-out fraction, as in training (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="split seed, as in training (default 0)")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16", "auto"), default="none")
+    p.add_argument("--confusion", metavar="PNG", help="confusion-matrix PNG (default: confusion.png beside the weights)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=run)
+
+
+def load_any(weights: str):
+    from ..train.build import load_pretrained_model
+
+    path = Path(weights)
+    if path.is_dir():
+        path = path / "weights.safetensors"
+    if not path.is_file():
+        raise CommandError(f"--weights {weights}: no such file")
+    return load_pretrained_model(str(path)), path
+
+
+def items_for(args: argparse.Namespace):
+    from ..evaluate import filename_items
+    from ..train.data import load_data
+
+    if args.labels_from_filenames:
+        if not Path(args.data).is_dir():
+            raise CommandError(f"--data {args.data}: --labels-from-filenames needs a folder")
+        return filename_items(args.data)
+    split = load_data(args.data, val_split=args.val_split, seed=args.seed, log=lambda m: print(m))
+    parts = {"val": split.val.items, "train": split.train.items, "all": split.train.items + split.val.items}
+    return parts[args.split], split.classes
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import confusion_png, evaluate
+    from ..images import Preprocess
+    from ..train.data import DataError
+    from ..train.distributed import pick_device
+    from ..weights.store import WeightsError
+
+    try:
+        model, path = load_any(args.weights)
+        items, classes = items_for(args)
+        pre = Preprocess.from_dict((getattr(model, "pretrained_cfg", None) or {}).get("preprocess") or {})
+        result = evaluate(model, items, classes, preprocess=pre, batch_size=args.batch_size, workers=args.workers,
+                          device=pick_device(args.device), amp=args.amp)
+        png = Path(args.confusion) if args.confusion else path.with_name(f"confusion-{Path(args.data).name}.png")
+        confusion_png(result, png, f"{path.name} on {args.data}: top-1 {result.top1:.4f}")
+    except (DataError, WeightsError, ValueError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    from ..cli import allocator
+
+    out = result.to_dict()
+    out.update(weights=str(path), data=args.data, confusion_png=str(png), allocator=allocator(), layout="channels_last")
+    if args.json:
+        del out["confusion"]
+        print_json(out)
+        return 0
+    print(format_table([{"weights": path.name, "data": args.data, "images": result.images, "top-1": round(result.top1, 4),
+                         "top-5": round(result.top5, 4), "loss": round(result.loss, 4),
+                         "images/s": round(result.images_per_s, 1)}],
+                       ["weights", "data", "images", "top-1", "top-5", "loss", "images/s"]))
+    rows = sorted(result.per_class, key=lambda r: (r["top1"] is None, r["top1"] if r["top1"] is not None else 0))
+    shown = rows if len(rows) <= 20 else rows[:10]
+    print(f"\nper-class top-1{' (the 10 worst)' if len(rows) > 20 else ''}:")
+    print(format_table([{"class": r["class"], "images": r["images"], "top-1": r["top1"]} for r in shown],
+                       ["class", "images", "top-1"]))
+    print(f"\nconfusion matrix: {png}  (batch {args.batch_size}, channels_last, fp32; allocator: {allocator()})")
+    return 0

@@ -1,0 +1,239 @@
+"""The training configuration: one frozen dataclass, the recipes that fill it, and
+the order in which values win (defaults < recipe < config file < command line).
+
+Every field carries its help text, so the command line, the saved
+``config.yaml`` and this file cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+AMP = ("auto", "bf16", "fp16", "none")
+AUTO_AUGMENT = ("imagenet", "cifar10", "svhn")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; saved as ``config.yaml`` in the run folder."""
+
+    # -- what to train on --------------------------------------------------------
+    model: str = _f("mobilenet_v3_small_050", "registered model name (mobilenet info lists them)")
+    data: str = _f("digits", "digits (scikit-learn, built in), cifar10, cifar100, or an image folder")
+    data_root: str | None = _f(None, "where cifar10/cifar100 are (down)loaded (default ~/.cache/mobilenet/data)")
+    val_split: float = _f(0.2, "held-out fraction when the data has no val/ split (seeded)")
+    resolution: int | None = _f(None, "input size (default: the model's, the weights', or 32 for digits/cifar)")
+    crop_pct: float | None = _f(None, "eval centre-crop fraction (default 0.875; 1.0 for digits/cifar)")
+    pretrained: str | None = _f(None, "weights to fine-tune: a tag, our .safetensors, a .tflite or a checkpoint")
+    strict: bool = _f(False, "unreadable or placeholder images are an error instead of skipped")
+    # -- recipe ------------------------------------------------------------------------
+    recipe: str = _f("quick", "preset: quick, paper, torchvision, finetune (see docs/training.md)")
+    epochs: int = _f(12, "epochs")
+    batch_size: int = _f(64, "global batch size (split across processes under torchrun)")
+    optimizer: str = _f("adamw", "sgd, rmsprop or adamw", choices=OPTIMIZERS)
+    lr: float = _f(0.005, "peak learning rate (at lr_batch images per step when lr_batch is set)")
+    lr_batch: int | None = _f(None, "batch size lr is given for; lr scales linearly with batch_size")
+    momentum: float = _f(0.9, "SGD/RMSProp momentum")
+    rmsprop_decay: float = _f(0.9, "RMSProp gradient-square decay (torch's alpha)")
+    rmsprop_eps: float = _f(0.0316, "RMSProp epsilon (outside the sqrt, as torchvision's reference)")
+    weight_decay: float = _f(0.01, "L2 / decoupled weight decay")
+    decay_depthwise: bool = _f(False, "also decay depthwise conv weights (V1 paper: little or none)")
+    decay_norm: bool = _f(False, "also decay BatchNorm weights and biases")
+    schedule: str = _f("cosine", "cosine, step or constant, after warm-up", choices=SCHEDULES)
+    step_epochs: float = _f(1.0, "step schedule: multiply lr by step_gamma every this many epochs")
+    step_gamma: float = _f(0.98, "step schedule factor")
+    warmup_epochs: float = _f(0.0, "linear warm-up from 0")
+    min_lr_ratio: float = _f(0.0, "cosine floor as a fraction of the peak lr")
+    label_smoothing: float = _f(0.0, "label smoothing")
+    dropout: float | None = _f(None, "classifier dropout (default: the model's)")
+    bn_momentum: float | None = _f(None, "BatchNorm momentum (default: the model's)")
+    freeze_bn: bool = _f(False, "keep BatchNorm statistics fixed (fine-tuning on small data)")
+    ema_decay: float = _f(0.0, "EMA of the weights with this decay per step; 0 turns it off")
+    clip_grad: float = _f(0.0, "clip the gradient norm to this; 0 turns it off")
+    # -- augmentation ----------------------------------------------------------------
+    hflip: float = _f(0.5, "horizontal-flip probability")
+    crop_scale: tuple[float, float] = _f((0.08, 1.0), "RandomResizedCrop area range")
+    auto_augment: str | None = _f(None, "AutoAugment policy: imagenet, cifar10 or svhn", choices=AUTO_AUGMENT)
+    random_erase: float = _f(0.0, "RandomErasing probability")
+    # -- machinery ----------------------------------------------------------------------
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    amp: str = _f("auto", "autocast: bf16, fp16 (CUDA) or none; auto = bf16 on CUDA, none on CPU", choices=AMP)
+    channels_last: bool = _f(True, "channels-last memory layout (much faster convolutions on CPU)")
+    compile: bool = _f(False, "torch.compile the model")
+    sync_bn: bool = _f(False, "SyncBatchNorm under torchrun")
+    seed: int = _f(0, "seed for initialisation, split, data order and augmentation")
+    threads: int = _f(0, "CPU threads (0: the cores idle at start, at least 1; see docs/training.md)")
+    workers: int = _f(0, "data-loading processes (0: in the training process)")
+    output: str = _f("runs", "folder that holds run folders")
+    name: str | None = _f(None, "run folder name (default: <model>-<data>-<time>)")
+    save_every: int = _f(0, "also checkpoint every N steps (0: each epoch and on Ctrl-C)")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        positive = ("epochs", "batch_size", "lr")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0.0 < self.val_split < 1.0:
+            raise ValueError(f"val_split must be between 0 and 1, got {self.val_split}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.resolution is not None and self.resolution < 16:
+            raise ValueError(f"resolution must be 16 or more, got {self.resolution}")
+        lo, hi = self.crop_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"crop_scale must be two numbers 0 < min <= max <= 1, got {self.crop_scale}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["crop_scale"] = list(self.crop_scale)
+        return d
+
+    def peak_lr(self) -> float:
+        """The learning rate at this run's batch size (linear scaling rule, Goyal et al. 2017)."""
+        return self.lr * self.batch_size / self.lr_batch if self.lr_batch else self.lr
+
+
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def version_of(model: str) -> str:
+    """"v1", "v2" or "v3" from a registered name (recipes differ per paper)."""
+    for v in ("v1", "v2", "v3"):
+        if model.startswith(f"mobilenet_{v}"):
+            return v
+    raise ValueError(f"cannot tell the MobileNet version of {model!r}")
+
+
+# -- recipes -------------------------------------------------------------------------------
+# Each returns the fields it sets for a model; its docstring is the source it follows.
+
+
+def _quick(model: str) -> dict[str, Any]:
+    """Ours: small data from scratch in minutes. AdamW, cosine with a short warm-up, BatchNorm
+    momentum 0.1 (V3's paper momentum 0.01 is too slow for a few hundred steps)."""
+    return dict(optimizer="adamw", lr=0.005, lr_batch=None, weight_decay=0.01, schedule="cosine",
+                warmup_epochs=0.5, epochs=12, label_smoothing=0.1, bn_momentum=0.1, ema_decay=0.0,
+                crop_scale=(0.5, 1.0))
+
+
+def _paper(model: str) -> dict[str, Any]:
+    """V1: Howard et al. 2017 (arXiv 1704.04861) Sec. 4: RMSProp as Inception V3, little or no
+    weight decay on the depthwise filters; lr and decay as V2's (TF-slim's train script).
+    V2: Sandler et al. 2018 (arXiv 1801.04381) Sec. 6.1: RMSProp decay 0.9 momentum 0.9,
+    lr 0.045 x0.98 per epoch, weight decay 4e-5, batch 96.
+    V3: Howard et al. 2019 (arXiv 1905.02244) Sec. 6.1: RMSProp momentum 0.9, lr 0.1 at batch
+    4096 (scaled linearly), x0.01 every 3 epochs, weight decay 1e-5, dropout 0.2, EMA 0.9999,
+    BatchNorm decay 0.99 (momentum 0.01). Label smoothing 0.1 from Inception V3 (Szegedy et al.
+    2016), which the V1 paper follows."""
+    v = version_of(model)
+    common = dict(optimizer="rmsprop", rmsprop_decay=0.9, momentum=0.9, schedule="step", warmup_epochs=0.0,
+                  ema_decay=0.0, bn_momentum=None, auto_augment=None, random_erase=0.0)
+    if v == "v3":
+        return {**common, "lr": 0.1, "lr_batch": 4096, "step_epochs": 3.0, "step_gamma": 0.01,
+                "weight_decay": 1e-5, "dropout": 0.2, "ema_decay": 0.9999, "bn_momentum": 0.01,
+                "label_smoothing": 0.0}
+    return {**common, "lr": 0.045, "lr_batch": 96, "step_epochs": 1.0, "step_gamma": 0.98, "weight_decay": 4e-5,
+            "label_smoothing": 0.1 if v == "v1" else 0.0}
+
+
+def _torchvision(model: str) -> dict[str, Any]:
+    """torchvision's published reference commands (github.com/pytorch/vision,
+    references/classification/README.md; 8 GPUs).
+    V2 (and V1, which torchvision lacks): SGD momentum 0.9, lr 0.045 at batch 8x32, wd 4e-5,
+    x0.98 every epoch, 300 epochs.
+    V3: RMSProp (alpha 0.9, eps 0.0316) momentum 0.9, lr 0.064 at batch 8x128, wd 1e-5,
+    x0.973 every 2 epochs, 600 epochs, AutoAugment imagenet, RandomErasing 0.2."""
+    if version_of(model) == "v3":
+        return dict(optimizer="rmsprop", rmsprop_decay=0.9, rmsprop_eps=0.0316, momentum=0.9, lr=0.064,
+                    lr_batch=1024, weight_decay=1e-5, schedule="step", step_epochs=2.0,
+                    step_gamma=0.973, epochs=600, auto_augment="imagenet", random_erase=0.2, warmup_epochs=0.0,
+                    label_smoothing=0.0, ema_decay=0.0, bn_momentum=None)
+    return dict(optimizer="sgd", momentum=0.9, lr=0.045, lr_batch=256, weight_decay=4e-5,
+                schedule="step", step_epochs=1.0, step_gamma=0.98, epochs=300, warmup_epochs=0.0,
+                label_smoothing=0.0, ema_decay=0.0, bn_momentum=None)
+
+
+def _finetune(model: str) -> dict[str, Any]:
+    """Ours, after the usual transfer-learning practice (Kornblith et al. 2019; timm's fine-tune
+    defaults): AdamW lr 1e-3 at batch 32, wd 0.01, 1 warm-up epoch then cosine, label
+    smoothing 0.1, BatchNorm statistics frozen (small batches; folded TFLite weights)."""
+    return dict(optimizer="adamw", lr=1e-3, lr_batch=32, batch_size=32, weight_decay=0.01, schedule="cosine",
+                warmup_epochs=1.0, epochs=8, label_smoothing=0.1, freeze_bn=True, crop_scale=(0.25, 1.0),
+                ema_decay=0.0, bn_momentum=None)
+
+
+RECIPES = {"quick": _quick, "paper": _paper, "torchvision": _torchvision, "finetune": _finetune}
+
+
+# -- resolution of values -----------------------------------------------------------------
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A TOML or YAML file of TrainConfig fields (dashes or underscores)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            values = tomllib.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+    except Exception as exc:  # tomllib/yaml raise their own error types
+        raise ValueError(f"--config {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path}: expected a mapping of option: value")
+    return check_keys({k.replace("-", "_"): v for k, v in values.items()}, str(path))
+
+
+def check_keys(values: dict[str, Any], where: str) -> dict[str, Any]:
+    for key in values:
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, FIELDS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"{where}: unknown option {key!r}{hint}")
+    if "crop_scale" in values and values["crop_scale"] is not None:
+        values["crop_scale"] = tuple(float(v) for v in values["crop_scale"])
+    return values
+
+
+def resolve_config(cli: dict[str, Any] | None = None, file: dict[str, Any] | None = None) -> TrainConfig:
+    """defaults < recipe < config file < explicit command-line values.
+
+    An explicit ``lr`` without an explicit ``lr_batch`` is taken as it stands (no scaling).
+    """
+    cli = check_keys({k: v for k, v in (cli or {}).items() if v is not None}, "command line")
+    file = check_keys(dict(file or {}), "config file")
+    chosen = {**file, **cli}
+    recipe = chosen.get("recipe", TrainConfig.recipe)
+    model = chosen.get("model", TrainConfig.model)
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    values = {**RECIPES[recipe](model), **chosen}
+    if "lr" in chosen and "lr_batch" not in chosen:
+        values["lr_batch"] = None
+    return TrainConfig(**values)
