@@ -22,6 +22,8 @@ COMMANDS = [
     ("bench", "bench"),
     ("predict", "predict"),
     ("import-tflite", "import_tflite"),
+    ("export", "export"),
+    ("quantize", "quantize"),
 ]
 
 

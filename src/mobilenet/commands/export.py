@@ -1,0 +1,110 @@
+"""``mobilenet export``: ONNX, ExecuTorch or TorchScript, checked in its own runtime."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import CommandError, format_table, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..export import FORMATS
+
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX, ExecuTorch (.pte, XNNPACK) or TorchScript, fp32 or int8",
+        description="BatchNorm is folded into the convs, the file is written, loaded back in its own runtime "
+        "(ONNX Runtime, ExecuTorch, torch.jit.load), run on a batch and compared with eager PyTorch; a file "
+        "that differs by more than 1e-4 x the largest logit (fp32) is not written. --int8 quantizes first "
+        "through PT2E (x86 quantizer for ONNX, XNNPACK for ExecuTorch), calibrated on --calib images.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", metavar="FILE", help="our .safetensors weights, or a TFLite MobileNet classifier")
+    src.add_argument("--model", metavar="NAME", help="a registry model with fresh weights (see `mobilenet info`)")
+    p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
+    p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch): quantize with --calib images")
+    p.add_argument("--calib", metavar="DIR", help="folder of calibration images for --int8")
+    p.add_argument("--calib-images", type=int, default=200, metavar="N", help="images used to calibrate (200)")
+    p.add_argument("--images", metavar="DIR", help="check the file on real images from DIR (default: --calib, "
+                   "else a random batch)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes for --model (1000)")
+    p.add_argument("--resolution", type=int, help="input size (default: the weights' preprocessing, else 224)")
+    p.add_argument("--max-batch", type=int, default=128, help="largest batch an ExecuTorch file accepts (128)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def load_model(weights: str | None, name: str | None, num_classes: int = 1000):
+    """The model a command names: ``--weights`` (ours or .tflite) or ``--model``."""
+    from ..registry import create_model
+    from ..weights.store import WeightsError, load_weights
+
+    if name is not None:
+        try:
+            return create_model(name, num_classes=num_classes).eval()
+        except (ValueError, TypeError) as exc:
+            raise CommandError(str(exc)) from None
+    path = Path(weights)
+    try:
+        if path.suffix.lower() == ".tflite":
+            from ..weights.tflite import load_tflite
+
+            return load_tflite(path)[0]
+        return load_weights(path)
+    except (WeightsError, ValueError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def real_batch(folder: str, preprocess, argument: str, count: int = 8):
+    from ..quantize import QuantizeError, calibration_batches
+
+    try:
+        return calibration_batches(folder, preprocess, limit=count, batch_size=count)[0]
+    except QuantizeError as exc:
+        raise CommandError(str(exc).replace("--calib", argument)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import ExportError, check_request, export_model
+    from ..quantize import model_preprocess
+
+    try:
+        check_request(args.format, int8=args.int8, max_batch=args.max_batch)
+    except ExportError as exc:
+        raise CommandError(str(exc)) from None
+    if args.int8 and not args.calib:
+        raise CommandError("--int8 needs --calib DIR, a folder of real images to calibrate on")
+    if args.calib and not args.int8:
+        raise CommandError("--calib is only used with --int8")
+    if args.resolution is not None and args.resolution < 32:
+        raise CommandError(f"--resolution {args.resolution} is too small; use 32 or more")
+    model = load_model(args.weights, args.model, args.num_classes)
+    pre = model_preprocess(model)
+    if args.resolution:
+        from dataclasses import replace
+
+        pre = replace(pre, resolution=args.resolution)
+    folder = args.images or args.calib
+    example = real_batch(folder, pre, "--images" if args.images else "--calib") if folder else None
+    try:
+        report = export_model(model, args.format, args.output, example=example, int8=args.int8, calib=args.calib,
+                              resolution=pre.resolution, max_batch=args.max_batch, calib_limit=args.calib_images)
+    except ExportError as exc:
+        raise CommandError(str(exc)) from None
+    row = report.to_dict()
+    row["verified_on"] = f"{len(example)} images from {folder}" if folder else "a random batch"
+    if args.json:
+        print_json(row)
+        return 0
+    print(format_table([{
+        "file": report.path, "format": report.format + (" int8" if report.int8 else ""),
+        "MB": round(report.bytes / 1e6, 2), "max |diff|": report.max_abs_diff, "vs": report.reference,
+        "tolerance": report.tolerance, "export s": round(report.export_s, 1),
+        "runtime ms": round(report.runtime_ms, 1),
+    }], ["file", "format", "MB", "max |diff|", "vs", "tolerance", "export s", "runtime ms"]))
+    agree = f"; top-1 agrees with fp32 on {report.top1_agree_fp32:.0%}" if report.int8 else ""
+    print(f"checked in its runtime on {row['verified_on']} (batch {report.verify_batch}, "
+          f"{report.resolution} px){agree}: ok")
+    return 0

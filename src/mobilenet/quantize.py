@@ -1,0 +1,209 @@
+"""int8 through torchao's PT2E flow: export the graph, let a backend's quantizer
+annotate it, calibrate (or train, for QAT), convert.
+
+Why PT2E and not eager ``torch.ao`` quantization: the eager path needs QuantStub/
+DeQuantStub and fused-module surgery per architecture, and is known to load V3 (hard-
+swish, hard-sigmoid, squeeze-excite multiplies) at chance accuracy. PT2E quantizes the
+exported graph itself, so V1, V2, V3-Large and V3-Small go through one code path.
+
+Backends: ``"x86"`` (torchao's X86InductorQuantizer: uint8 activations, int8
+per-channel weights; runs fast under Inductor and ONNX Runtime) and ``"xnnpack"``
+(ExecuTorch's XNNPACKQuantizer, int8 per-channel, for ``.pte`` files). The converted
+graph holds int8 weights and quantize/dequantize pairs; it is only fast once lowered
+(``torch.compile``, ONNX Runtime or ExecuTorch XNNPACK), see :mod:`mobilenet.export`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .deploy import deploy
+from .images import ImageError, Preprocess, find_images, load_image
+
+BACKENDS = ("x86", "xnnpack")
+DEFAULT_CALIB_IMAGES = 200
+
+
+class QuantizeError(ValueError):
+    """A quantization request we cannot honour; the message says what to change."""
+
+
+def quantizer(backend: str, *, qat: bool = False):
+    """The PT2E quantizer for ``backend``: int8 per-channel weights, int8/uint8
+    per-tensor activations."""
+    if backend == "x86":
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+            X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config,
+        )
+
+        return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=qat))
+    if backend == "xnnpack":
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+
+        return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+    raise QuantizeError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+
+def model_preprocess(model: nn.Module) -> Preprocess:
+    """The preprocessing a model's weights were trained with (224 px ImageNet defaults
+    when it carries none)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return Preprocess.from_dict(cfg["preprocess"]) if cfg.get("preprocess") else Preprocess()
+
+
+def calibration_batches(
+    calib: str | os.PathLike | Iterable[torch.Tensor],
+    preprocess: Preprocess,
+    *,
+    limit: int = DEFAULT_CALIB_IMAGES,
+    batch_size: int = 25,
+) -> list[torch.Tensor]:
+    """Calibration input as batches: ``calib`` is a folder of images (the first
+    ``limit`` found, preprocessed as the weights expect; unreadable files are
+    skipped) or already-made batches. Raises :class:`QuantizeError` when none."""
+    if isinstance(calib, (str, os.PathLike)):
+        folder = Path(calib)
+        if not folder.is_dir():
+            raise QuantizeError(f"calibration folder {folder} does not exist or is not a folder")
+        files = find_images(folder)
+        transform = preprocess.transform()
+        images, skipped = [], 0
+        for path in files:
+            if len(images) >= limit:
+                break
+            try:
+                images.append(transform(load_image(path)))
+            except ImageError:
+                skipped += 1
+        if not images:
+            what = f"{skipped} unreadable files" if skipped else "no image files (.jpg, .png, ...)"
+            raise QuantizeError(f"calibration folder {folder} holds {what}; point --calib at a folder of images")
+        return [torch.stack(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    batches = [b for b in calib]
+    if not batches or not all(isinstance(b, torch.Tensor) and b.dim() == 4 and len(b) for b in batches):
+        raise QuantizeError("calibration data must be a folder of images or a non-empty list of [N, C, H, W] batches")
+    return batches
+
+
+def batch_dim(max_batch: int = 1024) -> dict[int, Any]:
+    """Dynamic batch dimension for torch.export (example batches have 2 images, as a
+    batch of 1 would be specialised)."""
+    return {0: torch.export.Dim("batch", min=1, max=max_batch)}
+
+
+def _exported_module(model: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
+    try:
+        return torch.export.export(model, (example,), dynamic_shapes=(batch_dim(),)).module()
+    except Exception as exc:  # torch.export raises many types; name the model and the cause
+        raise QuantizeError(f"torch.export failed for {type(model).__name__}: {str(exc).splitlines()[0]}") from exc
+
+
+def _drop_unused_attributes(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """convert_pt2e leaves the float weights on the module beside their int8 copies;
+    drop every attribute the graph no longer reads so saved files hold int8 only."""
+    gm.graph.eliminate_dead_code()
+    used = {node.target for node in gm.graph.nodes if node.op == "get_attr"}
+    for name, _ in list(gm.named_parameters()) + list(gm.named_buffers()):
+        if name not in used:
+            owner, _, leaf = name.rpartition(".")
+            delattr(gm.get_submodule(owner) if owner else gm, leaf)
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm
+
+
+def example_batch(model: nn.Module, resolution: int | None = None, batch: int = 2) -> torch.Tensor:
+    """A random input of the model's resolution (from its preprocessing)."""
+    resolution = resolution or model_preprocess(model).resolution
+    in_chans = getattr(model, "arch_args", {}).get("input_channel", 3)
+    return torch.randn(batch, in_chans, resolution, resolution)
+
+
+@torch.no_grad()
+def quantize_ptq(
+    model: nn.Module,
+    calib: str | os.PathLike | Iterable[torch.Tensor],
+    *,
+    backend: str = "x86",
+    limit: int = DEFAULT_CALIB_IMAGES,
+) -> torch.fx.GraphModule:
+    """Post-training int8: BatchNorm folded (:func:`mobilenet.deploy`), graph
+    exported with a dynamic batch, annotated by ``backend``'s quantizer, observed on
+    the calibration images, converted. Returns the converted graph module (int8
+    weights, q/dq activations), callable on a batch."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    check_quantizable(model)
+    q = quantizer(backend)
+    batches = calibration_batches(calib, model_preprocess(model), limit=limit)
+    fused = deploy(model)
+    example = example_batch(model, batches[0].shape[-1])
+    prepared = prepare_pt2e(_exported_module(fused, example), q)
+    for batch in batches:
+        prepared(batch)
+    converted = _drop_unused_attributes(convert_pt2e(prepared))
+    converted.quant_backend = backend
+    return converted
+
+
+def check_quantizable(model: nn.Module) -> None:
+    if not isinstance(model, nn.Module):
+        raise QuantizeError(f"expected an nn.Module, got {type(model).__name__}")
+    if getattr(model, "features_only", False):
+        raise QuantizeError("a features_only model returns feature maps, not logits: quantize the classifier model")
+
+
+def prepare_qat(model: nn.Module, *, backend: str = "x86", example: torch.Tensor | None = None) -> torch.fx.GraphModule:
+    """Quantization-aware training: the model's graph with fake-quantize on weights
+    and activations, trainable with the usual loop (``.train()``/``.eval()`` work).
+    BatchNorm stays in the graph while training (PT2E folds it into the fake-quantized
+    conv); :func:`convert` gives the int8 graph afterwards."""
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    check_quantizable(model)
+    example = example if example is not None else example_batch(model)
+    was_training = model.training
+    model.train()
+    try:
+        gm = _exported_module(model, example)
+    finally:
+        model.train(was_training)
+    prepared = prepare_qat_pt2e(gm, quantizer(backend, qat=True))
+    allow_exported_model_train_eval(prepared)
+    prepared.quant_backend = backend
+    for attr in ("arch_args", "model_name", "pretrained_cfg", "num_classes"):
+        if hasattr(model, attr):
+            setattr(prepared, attr, getattr(model, attr))
+    return prepared
+
+
+def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """The int8 graph of a QAT-prepared model (observers frozen, eval mode)."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    backend = getattr(prepared, "quant_backend", "x86")
+    meta = {a: getattr(prepared, a) for a in ("arch_args", "model_name", "pretrained_cfg", "num_classes")
+            if hasattr(prepared, a)}
+    move_exported_model_to_eval(prepared)
+    converted = _drop_unused_attributes(convert_pt2e(prepared))
+    converted.quant_backend = backend
+    for attr, value in meta.items():
+        setattr(converted, attr, value)
+    return converted
+
+
+def register_quantized_ops() -> None:
+    """Loading a saved int8 program needs the ``quantized_decomposed`` ops registered."""
+    import torchao.quantization.pt2e  # noqa: F401

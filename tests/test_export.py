@@ -1,0 +1,155 @@
+"""Export to ONNX, ExecuTorch and TorchScript: each file checks itself in its own runtime."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import mobilenet
+from mobilenet.cli import main
+from mobilenet.export import FORMATS, ExportError, export_model, load_artifact
+
+# One model per architecture; small widths and 64 px keep the default suite quick.
+PER_ARCH = ["mobilenet_v1_025", "mobilenet_v2_035", "mobilenet_v3_small_050", "mobilenet_v3_large_035"]
+RES = 64
+
+
+def settled(name: str, num_classes: int = 10, res: int = RES, **options) -> nn.Module:
+    """A fresh model whose BatchNorm statistics come from data and whose classifier is
+    not near zero, so logits have a realistic scale for the comparisons."""
+    torch.manual_seed(0)
+    model = mobilenet.create_model(name, num_classes=num_classes, **options)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+            m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(8, 3, res, res))
+        nn.init.normal_(model.classifier.weight, 0.0, 0.1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.1
+    return model.eval()
+
+
+def leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", PER_ARCH)
+def test_every_architecture_exports_and_checks_itself(name, fmt, tmp_path):
+    model = settled(name)
+    batch = torch.randn(3, 3, RES, RES)
+    path = tmp_path / f"model.{fmt}"
+    report = export_model(model, fmt, path, example=batch)
+    assert report.passed and report.reference == "fp32 eager"
+    assert report.max_abs_diff <= 1e-4 * report.logit_scale
+    assert report.logit_scale > 0.05  # a real comparison, not of near-zero outputs
+    assert report.bytes == path.stat().st_size > 0
+    assert leftovers(tmp_path) == [path.name]  # no temporary files left
+    # A user loads it again, at another batch size, and gets the eager logits.
+    artifact = load_artifact(path)
+    assert artifact.format == fmt and artifact.metadata["model_name"] == name
+    assert artifact.preprocess.resolution == 224 and artifact.num_classes == 10
+    x = torch.randn(5, 3, RES, RES)
+    with torch.no_grad():
+        want = model(x)
+    got = artifact(x)
+    assert got.shape == (5, 10)
+    assert (got - want).abs().max() <= 1e-4 * want.abs().max()
+
+
+def test_onnx_file_is_self_contained_with_dynamic_batch(tmp_path):
+    import onnx
+
+    path = tmp_path / "m.onnx"
+    export_model(settled("mobilenet_v3_small_050"), "onnx", path, example=torch.randn(2, 3, RES, RES))
+    proto = onnx.load(str(path))
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    dim0 = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    assert dim0.dim_param and not dim0.dim_value  # symbolic batch
+    ops = {n.op_type for n in proto.graph.node}
+    assert "BatchNormalization" not in ops and {"HardSwish", "HardSigmoid"} & ops
+    assert json.loads({p.key: p.value for p in proto.metadata_props}["mobilenet"])["int8"] is False
+
+
+def test_tensorflow_padding_exports(tmp_path):
+    model = settled("mobilenet_v1_025", padding="same")
+    report = export_model(model, "onnx", tmp_path / "m.onnx", example=torch.randn(2, 3, RES, RES))
+    assert report.max_abs_diff <= report.tolerance
+
+
+def test_unknown_format_is_one_clear_error(tmp_path):
+    with pytest.raises(ExportError, match="unknown format 'tflite'.*onnx, executorch, torchscript"):
+        export_model(settled("mobilenet_v1_025"), "tflite", tmp_path / "m.tflite")
+    assert leftovers(tmp_path) == []
+
+
+def test_unsupported_option_is_one_clear_error(tmp_path):
+    backbone = mobilenet.create_model("mobilenet_v2_035", features_only=True)
+    with pytest.raises(ExportError, match="features_only"):
+        export_model(backbone, "onnx", tmp_path / "m.onnx")
+    with pytest.raises(ExportError, match="int8 TorchScript is not supported"):
+        export_model(settled("mobilenet_v1_025"), "torchscript", tmp_path / "m.ts", int8=True, calib=tmp_path)
+    with pytest.raises(ExportError, match="calibration images"):
+        export_model(settled("mobilenet_v1_025"), "onnx", tmp_path / "m.onnx", int8=True)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_file_failing_its_check_is_not_written(tmp_path, monkeypatch):
+    import mobilenet.export as ex
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"the previous file")
+    monkeypatch.setattr(ex, "FP32_TOLERANCE", -1.0)  # no runtime can meet this
+    with pytest.raises(ExportError, match="failed its check.*nothing was written"):
+        export_model(settled("mobilenet_v1_025"), "onnx", path, example=torch.randn(2, 3, RES, RES))
+    assert path.read_bytes() == b"the previous file"
+    assert leftovers(tmp_path) == ["m.onnx"]
+
+
+def test_load_artifact_rejects_other_files(tmp_path):
+    bad = tmp_path / "notes.onnx"
+    bad.write_text("hello")
+    with pytest.raises(ExportError, match="not an ONNX, ExecuTorch"):
+        load_artifact(bad)
+    with pytest.raises(ExportError, match="no such file"):
+        load_artifact(tmp_path / "missing.pte")
+
+
+def test_cli_export_json_and_errors(tmp_path, capsys):
+    out = tmp_path / "v1.ts"
+    assert main(["export", "--model", "mobilenet_v1_025", "--format", "torchscript", "--resolution", "64",
+                 "-o", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and report["bytes"] == out.stat().st_size and report["format"] == "torchscript"
+    assert {"max_abs_diff", "export_s", "verify_s", "runtime_ms"} <= set(report)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", "--model", "mobilenet_v1_025", "--format", "onnx", "--int8", "--calib", str(empty),
+                 "-o", str(tmp_path / "q.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no image files" in err and str(empty) in err
+    with pytest.raises(SystemExit):
+        main(["export", "--model", "mobilenet_v1_025", "--format", "tflite", "-o", str(tmp_path / "x")])
+    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+    assert main(["export", "--model", "mobilenet_v1_025", "--format", "torchscript", "--int8", "--calib",
+                 str(empty), "-o", str(tmp_path / "q.ts")]) == 2
+    assert "int8 TorchScript is not supported" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "v1.ts"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", mobilenet.list_models())
+def test_every_registry_model_exports_to_every_format(name, tmp_path):
+    model = settled(name)
+    for fmt in FORMATS:
+        report = export_model(model, fmt, tmp_path / f"m.{fmt}", example=torch.randn(3, 3, RES, RES))
+        assert report.passed and report.max_abs_diff <= 1e-4 * report.logit_scale, (fmt, report)

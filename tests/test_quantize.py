@@ -1,0 +1,170 @@
+"""int8 through PT2E: calibration on real images, int8 files, QAT, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import shared_path
+from torch import nn
+
+import mobilenet
+from mobilenet.cli import main
+from mobilenet.export import ExportError, export_model, load_artifact, save_program
+from mobilenet.images import find_images, load_image
+from mobilenet.quantize import QuantizeError, calibration_batches, convert, prepare_qat, quantize_ptq
+
+ARCHS = ["mobilenet_v1_025", "mobilenet_v2_035", "mobilenet_v3_large_035", "mobilenet_v3_small_050"]
+
+
+def settled(name: str, num_classes: int = 10, res: int = 64) -> nn.Module:
+    torch.manual_seed(0)
+    model = mobilenet.create_model(name, num_classes=num_classes)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+            m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(8, 3, res, res))
+        nn.init.normal_(model.classifier.weight, 0.0, 0.1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.1
+    return model.eval()
+
+
+def tflite_model(name: str):
+    from mobilenet.weights.tflite import load_tflite
+
+    return load_tflite(shared_path("tflite", name))
+
+
+def sample(preprocess, count: int, step: int = 1) -> torch.Tensor:
+    files = find_images(shared_path("imagenet-sample"))[::step][:count]
+    t = preprocess.transform()
+    return torch.stack([t(load_image(p)) for p in files]), torch.tensor(
+        [find_images(shared_path("imagenet-sample")).index(p) + 1 for p in files])
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_ptq_every_architecture(name):
+    """V1, V2, V3-Large and V3-Small (hard-swish, hard-sigmoid, SE) all quantize
+    through the same path to int8 weights, and keep the float logits' direction.
+    (Untrained weights have tiny margins, so top-1 agreement is tested on real
+    weights below and in the slow tests.)"""
+    model = settled(name)
+    calib = [torch.randn(8, 3, 64, 64) for _ in range(2)]
+    q = quantize_ptq(model, calib, backend="x86")
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        want, got = model(x), q(x)
+    assert got.shape == want.shape
+    assert nn.functional.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.8
+    targets = {str(n.target) for n in q.graph.nodes}
+    assert any("quantize_per_tensor" in t for t in targets) and any("dequantize_per_channel" in t for t in targets)
+    int8_weights = [b for b in q.buffers() if b.dtype == torch.int8]
+    assert sum(b.numel() for b in int8_weights) > 0.9 * sum(p.numel() for p in model.parameters() if p.dim() > 1)
+    assert not any(p.dtype == torch.float32 and p.dim() == 4 for p in q.parameters())  # float copies dropped
+
+
+def test_int8_keeps_tflite_v1_predictions():
+    """Google's V1-0.25-128 (imported as float): int8 from 64 real images agrees
+    with float top-1 on most held-out images, and loses little accuracy."""
+    model, info = tflite_model("mobilenet_v1_0.25_128_quant.tflite")
+    x, y = sample(info["preprocess"], 240, step=4)
+    calib, test = [x[:64]], x[64:]
+    q = quantize_ptq(model, calib, backend="x86")
+    with torch.no_grad():
+        fp, i8 = model(test).argmax(1), q(test).argmax(1)
+    agree = (fp == i8).float().mean().item()
+    acc_fp, acc_i8 = (fp == y[64:]).float().mean().item(), (i8 == y[64:]).float().mean().item()
+    assert acc_fp > 0.3  # the float model works at all
+    assert agree >= 0.8 and acc_i8 >= acc_fp - 0.06, (agree, acc_fp, acc_i8)
+
+
+def test_int8_onnx_and_executorch_files(tmp_path):
+    model = settled("mobilenet_v1_025", num_classes=1000)
+    calib = [torch.randn(8, 3, 64, 64) for _ in range(2)]
+    x = torch.randn(3, 3, 64, 64)
+    for fmt, backend in (("onnx", "x86"), ("executorch", "xnnpack")):
+        path = tmp_path / f"q.{fmt}"
+        report = export_model(model, fmt, path, example=x, int8=True, calib=calib)
+        assert report.int8 and report.backend == backend and report.passed
+        assert report.max_abs_diff <= report.tolerance
+        art = load_artifact(path)
+        assert art.int8 and art.metadata["backend"] == backend
+        assert art(torch.randn(5, 3, 64, 64)).shape == (5, 1000)
+
+
+def test_calibration_folder_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    with pytest.raises(QuantizeError, match="no image files"):
+        calibration_batches(empty, mobilenet.images.Preprocess())
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(QuantizeError, match="1 unreadable files"):
+        calibration_batches(bad, mobilenet.images.Preprocess())
+    with pytest.raises(QuantizeError, match="does not exist"):
+        calibration_batches(tmp_path / "missing", mobilenet.images.Preprocess())
+    with pytest.raises(ExportError, match="no image files"):
+        export_model(settled("mobilenet_v1_025"), "onnx", tmp_path / "q.onnx", int8=True, calib=empty)
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_calibration_skips_a_bad_file_among_real_ones(tmp_path):
+    import shutil
+
+    for p in find_images(shared_path("photos"))[:3]:
+        shutil.copy(p, tmp_path / p.name)
+    (tmp_path / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    batches = calibration_batches(tmp_path, mobilenet.images.Preprocess(resolution=64), limit=1000)
+    assert sum(len(b) for b in batches) == 3 and batches[0].shape[1:] == (3, 64, 64)
+
+
+def test_cli_quantize_writes_pt2(tmp_path, capsys):
+    from mobilenet.weights import save_weights
+
+    weights = tmp_path / "v3s.safetensors"
+    save_weights(settled("mobilenet_v3_small_050"), weights,
+                 preprocess=mobilenet.images.Preprocess(resolution=64))
+    calib = shared_path("hymenoptera", "val", "bees")
+    out = tmp_path / "v3s-int8.pt2"
+    assert main(["quantize", "--weights", str(weights), "--calib", str(calib), "--calib-images", "16",
+                 "-o", str(out), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["calib_images"] == 16 and row["bytes"] == out.stat().st_size
+    art = load_artifact(out)
+    assert art.format == "pt2" and art.int8 and art.preprocess.resolution == 64
+    assert art(torch.randn(3, 3, 64, 64)).shape == (3, 10)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["quantize", "--weights", str(weights), "--calib", str(empty), "-o", str(tmp_path / "x.pt2")]) == 2
+    assert "no image files" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt2").exists()
+
+
+def test_qat_trains_and_converts(tmp_path):
+    model = settled("mobilenet_v3_small_050")
+    qat = prepare_qat(model, backend="x86", example=torch.randn(2, 3, 64, 64))
+    opt = torch.optim.SGD(qat.parameters(), lr=0.01)
+    x, y = torch.randn(8, 3, 64, 64), torch.randint(0, 10, (8,))
+    qat.train()
+    for _ in range(2):
+        loss = nn.functional.cross_entropy(qat(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    qat.eval()  # the training loop's eval/train calls work on the exported graph
+    q = convert(qat)
+    with torch.no_grad():
+        out = q(torch.randn(5, 3, 64, 64))
+    assert out.shape == (5, 10) and torch.isfinite(out).all()
+    assert q.arch_args == model.arch_args
+    path = save_program(q, tmp_path / "qat.pt2", example=torch.randn(2, 3, 64, 64))
+    assert load_artifact(path)(torch.randn(2, 3, 64, 64)).shape == (2, 10)
