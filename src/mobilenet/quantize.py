@@ -182,6 +182,7 @@ def prepare_qat(model: nn.Module, *, backend: str = "x86", example: torch.Tensor
     prepared = prepare_qat_pt2e(gm, quantizer(backend, qat=True))
     allow_exported_model_train_eval(prepared)
     prepared.quant_backend = backend
+    prepared.arch = type(model).__name__
     for attr in ("arch_args", "model_name", "pretrained_cfg", "num_classes"):
         if hasattr(model, attr):
             setattr(prepared, attr, getattr(model, attr))
@@ -194,7 +195,7 @@ def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     backend = getattr(prepared, "quant_backend", "x86")
-    meta = {a: getattr(prepared, a) for a in ("arch_args", "model_name", "pretrained_cfg", "num_classes")
+    meta = {a: getattr(prepared, a) for a in ("arch", "arch_args", "model_name", "pretrained_cfg", "num_classes")
             if hasattr(prepared, a)}
     move_exported_model_to_eval(prepared)
     converted = _drop_unused_attributes(convert_pt2e(prepared))
@@ -207,3 +208,16 @@ def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
 def register_quantized_ops() -> None:
     """Loading a saved int8 program needs the ``quantized_decomposed`` ops registered."""
     import torchao.quantization.pt2e  # noqa: F401
+
+
+def save_qat(prepared: nn.Module, path: str | os.PathLike, *, preprocess: Preprocess, labels: list[str] | None = None):
+    """The end of ``mobilenet train --qat``: convert a copy of the trained QAT graph
+    to int8 and write it as a ``.pt2`` that :func:`mobilenet.export.load_artifact` reads."""
+    import copy
+
+    from .export import save_program
+
+    int8 = convert(copy.deepcopy(prepared))
+    int8.pretrained_cfg = {"preprocess": preprocess.to_dict(), "labels": labels}
+    example = torch.randn(2, 3, preprocess.resolution, preprocess.resolution)
+    return save_program(int8, path, example=example)

@@ -72,6 +72,7 @@ class TrainConfig:
     amp: str = _f("auto", "autocast: bf16, fp16 (CUDA) or none; auto = bf16 on CUDA, none on CPU", choices=AMP)
     channels_last: bool = _f(True, "channels-last memory layout (much faster convolutions on CPU)")
     compile: bool = _f(False, "torch.compile the model")
+    qat: bool = _f(False, "quantization-aware training (PT2E fake-quant, int8 x86); writes int8.pt2, not fp32 weights")
     sync_bn: bool = _f(False, "SyncBatchNorm under torchrun")
     seed: int = _f(0, "seed for initialisation, split, data order and augmentation")
     threads: int = _f(0, "CPU threads (0: the cores idle at start, at least 1; see docs/training.md)")

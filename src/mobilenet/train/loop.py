@@ -99,6 +99,10 @@ class Trainer:
             model, pre = build_model(cfg, len(classes), classes, self.data.crop_pct, self.explicit_model)
         if self.model_transform is not None:
             model = self.model_transform(model, cfg)
+        if cfg.qat:  # fake-quantized graph (mobilenet.quantize); BatchNorm stays until convert
+            from ..quantize import prepare_qat
+
+            model = prepare_qat(model, example=torch.randn(2, 3, pre.resolution, pre.resolution))
         model = model.to(ctx.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -309,7 +313,12 @@ class Trainer:
         final = self.eval_model()
         if ctx.main and self.run_dir is not None:
             files = ["config.yaml", STATE_FILE] + (["metrics.csv", "curves.png"] if p.history else [])
-            if hasattr(final, "arch_args") and not interrupted:
+            if cfg.qat and not interrupted:
+                from ..quantize import save_qat
+
+                save_qat(final, self.run_dir / "int8.pt2", preprocess=self.pre, labels=self.data.classes)
+                files.insert(0, "int8.pt2")
+            elif hasattr(final, "arch_args") and not interrupted:
                 save_weights(final, self.run_dir / WEIGHTS_FILE, preprocess=self.pre, labels=self.data.classes,
                              training={"recipe": cfg.recipe, "data": self.data.source, "epochs": p.epoch,
                                        "val_top1": p.history[-1]["val_acc"] if p.history else None})
