@@ -85,3 +85,53 @@ def gather(ctx: Context, obj):
     out = [None] * ctx.world
     dist.all_gather_object(out, obj)
     return out
+
+
+class CPUSyncBatchNorm(torch.nn.BatchNorm2d):
+    """BatchNorm over the whole global batch for CPU processes (torch's SyncBatchNorm is
+    CUDA-only): per-channel sums are all-reduced with autograd, so the gradient sees
+    the global statistics exactly as one process with the whole batch would."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        import warnings
+
+        from torch.distributed.nn.functional import all_reduce  # the all-reduce with a backward
+
+        c = x.shape[1]
+        # float64 sums: E[x^2] - E[x]^2 in float32 loses digits where the mean is large
+        local = torch.cat([x.sum(dim=(0, 2, 3), dtype=torch.float64), (x * x).sum(dim=(0, 2, 3), dtype=torch.float64),
+                           torch.full((1,), x.numel() / c, dtype=torch.float64)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # its named successor has no backward yet
+            total = all_reduce(local)
+        n = total[2 * c]
+        mean = total[:c] / n
+        var = total[c : 2 * c] / n - mean * mean
+        mean_x, var_x = mean.to(x.dtype), var.to(x.dtype)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.copy_((1 - m) * self.running_mean + m * mean_x)
+                self.running_var.copy_((1 - m) * self.running_var + m * (var * n / (n - 1)).to(x.dtype))
+        shape = (1, c, 1, 1)
+        y = (x - mean_x.view(shape)) * torch.rsqrt(var_x + self.eps).view(shape)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def convert_sync_bn(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """SyncBatchNorm on CUDA; our CPUSyncBatchNorm (same state-dict keys) on CPU."""
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if type(child) is torch.nn.BatchNorm2d:
+            sync = CPUSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                    child.track_running_stats)
+            sync.load_state_dict(child.state_dict())
+            sync.train(child.training)
+            setattr(model, name, sync)
+        else:
+            convert_sync_bn(child, device)
+    return model

@@ -107,7 +107,7 @@ class Trainer:
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and ctx.world > 1:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = D.convert_sync_bn(model, ctx.device)
         self.model, self.pre = model, pre
         self.amp = amp_dtype(cfg.amp, ctx.device)
         if cfg.batch_size % ctx.world:
