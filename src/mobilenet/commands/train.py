@@ -77,7 +77,6 @@ def resolve(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..files import check_writable_dir  # noqa: F401 - imported for its errors' sake
     from ..train import DataError, Trainer
     from ..weights.store import WeightsError
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..evaluate import Tally, amp_dtype, tally
 from ..files import check_writable_dir
+from ..registry import MODELS
 from . import distributed as D
 from .build import build_model, freeze_batchnorm
 from .checkpoint import STATE_FILE, load_state, rng_state, save_state, set_rng_state
@@ -78,7 +79,8 @@ class Trainer:
             self.run_dir = None
             return
         if self.run_dir is None:
-            name = cfg.name or f"{cfg.model}-{Path(cfg.data).name or 'data'}-{datetime.now():%Y%m%d-%H%M%S}"
+            what = Path(cfg.pretrained).stem if cfg.pretrained and not self.explicit_model else cfg.model
+            name = cfg.name or f"{what}-{Path(cfg.data).name or 'data'}-{datetime.now():%Y%m%d-%H%M%S}"
             self.run_dir = Path(cfg.output) / name
         if self.ctx.main:
             check_writable_dir(self.run_dir, "output folder")
@@ -97,6 +99,8 @@ class Trainer:
                                                       self.data.crop_pct)
         else:
             model, pre = build_model(cfg, len(classes), classes, self.data.crop_pct, self.explicit_model)
+        if getattr(model, "model_name", None) in MODELS and model.model_name != cfg.model:
+            self.cfg = cfg = dataclasses.replace(cfg, model=model.model_name)  # named by the weights
         if self.model_transform is not None:
             model = self.model_transform(model, cfg)
         if cfg.qat:  # fake-quantized graph (mobilenet.quantize); BatchNorm stays until convert
