@@ -12,8 +12,9 @@ import mobilenet
 from mobilenet.cli import main
 from mobilenet.export import FORMATS, ExportError, export_model, load_artifact
 
-# One model per architecture; small widths and 64 px keep the default suite quick.
-PER_ARCH = ["mobilenet_v1_025", "mobilenet_v2_035", "mobilenet_v3_small_050", "mobilenet_v3_large_035"]
+# One model per architecture class; small widths and 64 px keep the default suite quick
+# (V3-Large goes through the same class as V3-Small; every model is in the slow test).
+PER_ARCH = ["mobilenet_v1_025", "mobilenet_v2_035", "mobilenet_v3_small_050"]
 RES = 64
 
 
