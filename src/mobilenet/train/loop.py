@@ -107,6 +107,9 @@ class Trainer:
             from ..quantize import prepare_qat
 
             model = prepare_qat(model, example=torch.randn(2, 3, pre.resolution, pre.resolution))
+        if cfg.head_only:
+            for name, param in model.named_parameters():
+                param.requires_grad_(name.startswith("classifier."))
         model = model.to(ctx.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
