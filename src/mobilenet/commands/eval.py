@@ -66,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
     from ..train.distributed import pick_device
     from ..weights.store import WeightsError
 
+    import torch
+
+    from ..train.distributed import cpu_threads
+
+    torch.set_num_threads(cpu_threads(0))  # the idle cores: see docs/training.md
     try:
         model, path = load_any(args.weights)
         items, classes = items_for(args)
