@@ -80,6 +80,11 @@ def render(data: dict, charts: list[str]) -> str:
         f"{', '.join(f'{x:.1f}' for x in data['load_average'])}: the machine was shared, so absolute numbers "
         "are noisy; the ratios are what to read).",
         "",
+        *([f"**Warning: this run is not conclusive.** The load average ({data['load_average'][0]:.1f}) was above "
+           f"the {m['logical_cpus']} CPUs: other jobs shared the cores, so the interquartile ranges are as large "
+           "as the medians and even the side-by-side ratios swing by 2x. Re-run on a quiet machine "
+           "(`python benchmarks/bench_docs.py`) before reading any claim below.", ""]
+          if data["load_average"][0] > m["logical_cpus"] else []),
         f"- CPU: {m['cpu']}, {m['logical_cpus']} logical CPUs, flags {' '.join(m['flags'])}",
         f"- threads: {m['threads']} (every runtime); allocator: {m['allocator']}",
         f"- theoretical peak ({peak['cores']} cores): fp32 **{peak['fp32_gmacs']:.0f} GMAC/s**, int8 "
