@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
 import mobilenet
+from model_helpers import settled
 from mobilenet.cli import main
 from mobilenet.export import FORMATS, ExportError, export_model, load_artifact
 
@@ -18,24 +18,6 @@ PER_ARCH = ["mobilenet_v1_025", "mobilenet_v2_035", "mobilenet_v3_small_050"]
 RES = 64
 
 
-def settled(name: str, num_classes: int = 10, res: int = RES, **options) -> nn.Module:
-    """A fresh model whose BatchNorm statistics come from data and whose classifier is
-    not near zero, so logits have a realistic scale for the comparisons."""
-    torch.manual_seed(0)
-    model = mobilenet.create_model(name, num_classes=num_classes, **options)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None
-            m.reset_running_stats()
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(8, 3, res, res))
-        nn.init.normal_(model.classifier.weight, 0.0, 0.1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = 0.1
-    return model.eval()
 
 
 def leftovers(folder) -> list[str]:

@@ -10,6 +10,7 @@ from conftest import shared_path
 from torch import nn
 
 import mobilenet
+from model_helpers import settled
 from mobilenet.cli import main
 from mobilenet.export import ExportError, export_model, load_artifact, save_program
 from mobilenet.images import find_images, load_image
@@ -25,22 +26,6 @@ from mobilenet.quantize import (
 ARCHS = ["mobilenet_v1_025", "mobilenet_v2_035", "mobilenet_v3_large_035", "mobilenet_v3_small_050"]
 
 
-def settled(name: str, num_classes: int = 10, res: int = 64) -> nn.Module:
-    torch.manual_seed(0)
-    model = mobilenet.create_model(name, num_classes=num_classes)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None
-            m.reset_running_stats()
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(8, 3, res, res))
-        nn.init.normal_(model.classifier.weight, 0.0, 0.1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = 0.1
-    return model.eval()
 
 
 def tflite_model(name: str):

@@ -31,7 +31,6 @@ from .images import Preprocess
 from .quantize import (
     QuantizeError,
     batch_dim,
-    calibration_batches,
     check_quantizable,
     example_batch,
     model_preprocess,

@@ -16,7 +16,7 @@ graph holds int8 weights and quantize/dequantize pairs; it is only fast once low
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 

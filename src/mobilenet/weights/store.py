@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..files import atomic_path
