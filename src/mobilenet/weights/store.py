@@ -23,6 +23,16 @@ class WeightsError(ValueError):
     """A weights file we cannot use; the message names the file and what to do."""
 
 
+def _require_safetensors() -> None:
+    try:
+        import safetensors  # noqa: F401
+    except ModuleNotFoundError:
+        raise WeightsError(
+            "reading and writing .safetensors weights needs the safetensors package: "
+            "pip install 'mobilenet[train]' (or pip install safetensors)"
+        ) from None
+
+
 def architectures() -> dict[str, type[nn.Module]]:
     from ..v1 import MobileNetV1
     from ..v2 import MobileNetV2
@@ -54,6 +64,7 @@ def describe(model: nn.Module, preprocess: Preprocess | None = None, labels: lis
 def save_weights(model: nn.Module, path: str | os.PathLike, *, preprocess: Preprocess | None = None,
                  labels: list[str] | None = None, **extra: Any) -> Path:
     """Write ``model``'s state dict and metadata to ``path`` (.safetensors), atomically."""
+    _require_safetensors()
     from safetensors.torch import save_file
 
     meta = describe(model, preprocess, labels, **extra)
@@ -66,6 +77,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, preprocess: Prepr
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
     """Our metadata from a .safetensors file, or None if the file has none."""
+    _require_safetensors()
     from safetensors import safe_open
 
     try:
@@ -94,6 +106,7 @@ def build_from_metadata(meta: dict[str, Any], source: str = "") -> nn.Module:
 def load_weights(path: str | os.PathLike) -> nn.Module:
     """Rebuild the model saved by :func:`save_weights`, with its weights loaded
     (``strict=True``) and ``model.pretrained_cfg`` set from the metadata."""
+    _require_safetensors()
     from safetensors.torch import load_file
 
     path = Path(path)
