@@ -136,3 +136,32 @@ def test_every_registry_model_exports_to_every_format(name, tmp_path):
     for fmt in FORMATS:
         report = export_model(model, fmt, tmp_path / f"m.{fmt}", example=torch.randn(3, 3, RES, RES))
         assert report.passed and report.max_abs_diff <= 1e-4 * report.logit_scale, (fmt, report)
+
+
+def test_eval_runs_exported_file_like_the_weights(tmp_path, capsys):
+    """`mobilenet eval` takes an exported file and scores it as the weights it came from."""
+    from PIL import Image
+
+    from mobilenet.images import Preprocess
+    from mobilenet.weights import save_weights
+
+    rng = torch.Generator().manual_seed(0)
+    for cls in ("a", "b"):
+        for i in range(6):
+            folder = tmp_path / "data" / "val" / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = (torch.rand(40, 40, 3, generator=rng) * 255).to(torch.uint8).numpy()
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+            (tmp_path / "data" / "train" / cls).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(tmp_path / "data" / "train" / cls / f"{i}.png")
+    weights = save_weights(settled("mobilenet_v3_small_050", num_classes=2), tmp_path / "w.safetensors",
+                           preprocess=Preprocess(resolution=RES), labels=["a", "b"])
+    assert main(["export", "--weights", str(weights), "--format", "onnx", "-o", str(tmp_path / "w.onnx")]) == 0
+    results = []
+    for w in (weights, tmp_path / "w.onnx"):
+        capsys.readouterr()
+        assert main(["eval", "--weights", str(w), "--data", str(tmp_path / "data"), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["images"] == results[1]["images"] == 12
+    assert results[0]["top1"] == results[1]["top1"]
+    assert abs(results[0]["loss"] - results[1]["loss"]) < 1e-3

@@ -187,6 +187,23 @@ class Artifact:
     def num_classes(self) -> int | None:
         return self.metadata.get("num_classes")
 
+    def as_module(self) -> nn.Module:
+        """This file as an ``nn.Module`` with ``num_classes`` and ``pretrained_cfg``,
+        so code written for our models (``mobilenet eval``) runs it unchanged."""
+        return ArtifactModule(self)
+
+
+class ArtifactModule(nn.Module):
+    def __init__(self, artifact: Artifact) -> None:
+        super().__init__()
+        self.artifact = artifact
+        self.num_classes = artifact.num_classes
+        self.pretrained_cfg = {"preprocess": artifact.preprocess.to_dict(), "labels": artifact.labels,
+                               "source": str(artifact.path)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.artifact(x.contiguous())  # runtimes take plain NCHW buffers
+
 
 def detect_format(path: Path) -> str:
     """Which runtime a file is for, from its content (names can lie)."""
