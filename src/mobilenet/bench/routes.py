@@ -194,15 +194,6 @@ def _ort_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _et_method(path: Path, threads: int):
-    from executorch.extension.pybindings import portable_lib
-    from executorch.runtime import Runtime
-
-    portable_lib._unsafe_reset_threadpool(threads)
-    program = Runtime.get().load_program(Path(path))
-    return program.load_method("forward")
-
-
 def prepare(
     source: str,
     name: str,
@@ -255,9 +246,12 @@ def prepare(
             feed = {session.get_inputs()[0].name: x.numpy()}
             run = lambda: session.run(None, feed)  # noqa: E731
         else:
-            method = _et_method(path, threads)
-            inputs = [x]
-            run = lambda: method.execute(inputs)  # noqa: E731
+            # load_artifact runs batches above the planned input buffer (XNNPACK lowering
+            # caps it at 15) in chunks, as a user of the .pte must.
+            from ..export import load_artifact
+
+            artifact = load_artifact(path, threads=threads)
+            run = lambda: artifact(x)  # noqa: E731
     else:
         raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
     run()
