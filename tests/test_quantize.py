@@ -85,7 +85,7 @@ def test_int8_onnx_and_executorch_files(tmp_path):
     calib, test = [x[:48]], x[48:]
     with torch.no_grad():
         fp = model(test).argmax(1)
-    for fmt, backend in (("onnx", "x86"), ("executorch", "xnnpack")):
+    for fmt, backend in (("onnx", "onnxruntime"), ("executorch", "xnnpack")):
         path = tmp_path / f"q.{fmt}"
         report = export_model(model, fmt, path, example=test[:8], int8=True, calib=calib)
         assert report.int8 and report.backend == backend and report.passed

@@ -31,6 +31,7 @@ from .images import Preprocess
 from .quantize import (
     QuantizeError,
     batch_dim,
+    calibration_batches,
     check_quantizable,
     example_batch,
     model_preprocess,
@@ -40,7 +41,11 @@ from .quantize import (
 
 FORMATS = ("onnx", "executorch", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "executorch": ".pte", "torchscript": ".ts", "pt2": ".pt2"}
-INT8_BACKEND = {"onnx": "x86", "executorch": "xnnpack", "pt2": None}  # quantizer each runtime runs best
+# The quantizer each runtime runs best. ONNX: ONNX Runtime's own static quantizer, whose
+# QDQ graph its CPU provider fuses into QLinearConv/QLinearAdd everywhere (torchao's x86
+# quantizer leaves the convs before residual adds in float, and those files ran slower
+# than fp32). ExecuTorch: PT2E with the XNNPACK quantizer.
+INT8_BACKEND = {"onnx": "onnxruntime", "executorch": "xnnpack", "pt2": None}
 FP32_TOLERANCE = 1e-4  # x the largest |logit| of the eager model
 # int8 runtimes round requantization differently from the PT2E reference graph; a
 # disagreement of a few output steps is expected, a broken lowering is far larger.
@@ -118,6 +123,48 @@ def _write_onnx(program_or_model: Any, example: torch.Tensor, path: Path, meta: 
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_NAME, json.dumps(meta)
     onnx.save_model(proto, str(path), save_as_external_data=False)
+
+
+def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], meta: dict) -> None:
+    """int8 with ONNX Runtime's static quantizer: QDQ format, int8 symmetric
+    per-channel weights, uint8 activations with min/max ranges observed on the
+    calibration batches. Our metadata is carried over; shape annotations are dropped
+    (the runtime infers them again), so the file holds little beyond the int8 weights."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(batches)
+
+        def get_next(self) -> dict | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {input_name: batch.float().contiguous().numpy()}
+
+    quantize_static(str(fp32_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    proto = onnx.load(str(path))
+    del proto.graph.value_info[:]
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_NAME, json.dumps(meta)
+    onnx.save_model(proto, str(path), save_as_external_data=False)
+
+
+def _onnx_qdq_reference(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The int8 ONNX file with every graph optimisation off: ONNX Runtime then runs each
+    DequantizeLinear -> float op -> QuantizeLinear as written, the textbook meaning of
+    the file, against which its fused int8 kernels are checked."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: torch.from_numpy(session.run(None, {name: x.float().contiguous().numpy()})[0])
 
 
 def _write_executorch(model: nn.Module, example: torch.Tensor, path: Path, meta: dict) -> None:
@@ -333,9 +380,9 @@ def export_model(
     """Write ``model`` as ``format`` to ``path`` and check the written file.
 
     ``example`` is the batch the check runs (real images are best; default: random at
-    the model's resolution). ``int8`` quantizes through PT2E first, calibrated on
-    ``calib`` (a folder of images or a list of batches), with the quantizer each
-    runtime runs best (x86 for ONNX, XNNPACK for ExecuTorch). Raises
+    the model's resolution). ``int8`` quantizes with the quantizer each runtime runs
+    best, calibrated on ``calib`` (a folder of images or a list of batches): ONNX
+    Runtime's static quantizer for ONNX, PT2E with XNNPACK's for ExecuTorch. Raises
     :class:`ExportError` on a bad request or a failed check; ``path`` is then untouched.
     """
     check_request(format, int8=int8, max_batch=max_batch)
@@ -354,7 +401,9 @@ def export_model(
         verify = example if example is not None else example_batch(model, resolution, batch=3)
         backend = INT8_BACKEND[format] if int8 else None
         start = time.perf_counter()
-        target = quantize_ptq(model, calib, backend=backend, limit=calib_limit) if int8 else fp32
+        onnx_int8 = int8 and backend == "onnxruntime"
+        batches = calibration_batches(calib, model_preprocess(model), limit=calib_limit) if onnx_int8 else None
+        target = quantize_ptq(model, calib, backend=backend, limit=calib_limit) if int8 and not onnx_int8 else fp32
     except QuantizeError as exc:
         raise ExportError(str(exc)) from None
     meta = artifact_metadata(model, fmt=format, int8=int8, backend=backend, resolution=resolution,
@@ -363,12 +412,23 @@ def export_model(
     path = Path(path)
     with atomic_path(path) as tmp:
         try:
-            writer(target, trace_input, tmp, meta)
+            if onnx_int8:
+                fp32_tmp = tmp.with_name(tmp.name + ".fp32")
+                try:
+                    writer(target, trace_input, fp32_tmp, meta)
+                    _quantize_onnx(fp32_tmp, tmp, batches, meta)
+                finally:
+                    fp32_tmp.unlink(missing_ok=True)
+                target = _onnx_qdq_reference(tmp)
+            else:
+                writer(target, trace_input, tmp, meta)
         except Exception as exc:
             raise ExportError(f"{format} export of {getattr(model, 'model_name', type(model).__name__)} failed: "
                               f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
         export_s = time.perf_counter() - start
-        report = _verify(tmp, format, fp32, target, verify, int8=int8, backend=backend)
+        report = _verify(tmp, format, fp32, target, verify, int8=int8, backend=backend,
+                         reference_name="int8 QDQ graph, unfused (ONNX Runtime, optimisations off)" if onnx_int8
+                         else "int8 PT2E graph (eager)")
         report.path, report.export_s, report.model = str(path), export_s, getattr(model, "model_name", None)
         report.resolution = resolution
         if not report.passed:
@@ -390,8 +450,8 @@ def check_request(format: str, *, int8: bool = False, max_batch: int = DEFAULT_M
 
 
 @torch.no_grad()
-def _verify(path: Path, fmt: str, fp32: nn.Module, reference: nn.Module, batch: torch.Tensor, *, int8: bool,
-            backend: str | None) -> ExportReport:
+def _verify(path: Path, fmt: str, fp32: nn.Module, reference: Callable[[torch.Tensor], torch.Tensor],
+            batch: torch.Tensor, *, int8: bool, backend: str | None, reference_name: str = "") -> ExportReport:
     start = time.perf_counter()
     artifact = load_artifact(path)
     got = artifact(batch)  # warm-up, and the output we check
@@ -407,7 +467,7 @@ def _verify(path: Path, fmt: str, fp32: nn.Module, reference: nn.Module, batch: 
     return ExportReport(
         format=fmt, path=str(path), bytes=path.stat().st_size, int8=int8, backend=backend, model=None,
         resolution=batch.shape[-1], verify_batch=len(batch),
-        reference="int8 PT2E graph (eager)" if int8 else "fp32 eager",
+        reference=reference_name if int8 else "fp32 eager",
         max_abs_diff=diff, logit_scale=scale, tolerance=tolerance,
         max_abs_diff_fp32=float((got - want_fp32).abs().max()) if got.shape == want_fp32.shape else float("inf"),
         top1_agree_fp32=float((got.argmax(1) == want_fp32.argmax(1)).float().mean()) if got.shape == want_fp32.shape else 0.0,

@@ -7,10 +7,11 @@ swish, hard-sigmoid, squeeze-excite multiplies) at chance accuracy. PT2E quantiz
 exported graph itself, so V1, V2, V3-Large and V3-Small go through one code path.
 
 Backends: ``"x86"`` (torchao's X86InductorQuantizer: uint8 activations, int8
-per-channel weights; runs fast under Inductor and ONNX Runtime) and ``"xnnpack"``
-(ExecuTorch's XNNPACKQuantizer, int8 per-channel, for ``.pte`` files). The converted
-graph holds int8 weights and quantize/dequantize pairs; it is only fast once lowered
-(``torch.compile``, ONNX Runtime or ExecuTorch XNNPACK), see :mod:`mobilenet.export`.
+per-channel weights; runs fast once ``torch.compile`` lowers it to oneDNN) and
+``"xnnpack"`` (ExecuTorch's XNNPACKQuantizer, int8 per-channel, for ``.pte`` files).
+The converted graph holds int8 weights and quantize/dequantize pairs; it is only fast
+once lowered (Inductor or ExecuTorch XNNPACK), see :mod:`mobilenet.export`. int8 ONNX
+files come from ONNX Runtime's own quantizer instead (:func:`mobilenet.export.export_model`).
 """
 
 from __future__ import annotations
@@ -45,13 +46,58 @@ def quantizer(backend: str, *, qat: bool = False):
 
         return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=qat))
     if backend == "xnnpack":
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer,
-            get_symmetric_quantization_config,
-        )
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 
-        return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+        config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
+        return _xnnpack_quantizer(config)
     raise QuantizeError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+
+def _xnnpack_quantizer(config):
+    """ExecuTorch's XNNPACKQuantizer, plus conv -> ReLU6 as one quantized unit.
+
+    The stock quantizer fuses conv + ReLU but not conv + hardtanh (ReLU6): it puts the
+    activation observer on the conv output, before the clamp, and ReLU6 shares it. Every
+    V1/V2 activation is then quantized over the unclamped range (up to ~30 where 6 is
+    all that survives). Annotating conv + hardtanh like conv + ReLU observes the
+    clamped output; XNNPACK fuses the clamp into its int8 conv either way.
+    """
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+
+    class ClampFusingXNNPACKQuantizer(XNNPACKQuantizer):
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            _annotate_conv_clamp(model, config)
+            return super().annotate(model)
+
+    return ClampFusingXNNPACKQuantizer().set_global(config)
+
+
+def _annotate_conv_clamp(gm: torch.fx.GraphModule, config) -> None:
+    """Mark every conv whose only user is a hardtanh (ReLU6) as one partition: int8
+    input, weight and bias on the conv, the output observer after the clamp."""
+    from torchao.quantization.pt2e.quantizer import (
+        QuantizationAnnotation,
+        get_bias_qspec,
+        get_input_act_qspec,
+        get_output_act_qspec,
+        get_weight_qspec,
+    )
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+
+    clamps = (torch.ops.aten.hardtanh.default,)
+    convs = (torch.ops.aten.conv2d.default,)
+    for clamp in gm.graph.nodes:
+        conv = clamp.args[0] if clamp.op == "call_function" and clamp.target in clamps else None
+        if conv is None or not isinstance(conv, torch.fx.Node) or conv.target not in convs or len(conv.users) != 1:
+            continue
+        if Q_ANNOTATION_KEY in conv.meta or Q_ANNOTATION_KEY in clamp.meta:
+            continue
+        inputs = {conv.args[0]: get_input_act_qspec(config), conv.args[1]: get_weight_qspec(config)}
+        if len(conv.args) > 2 and isinstance(conv.args[2], torch.fx.Node):
+            inputs[conv.args[2]] = get_bias_qspec(config)
+        conv.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map=inputs, _annotated=True)
+        clamp.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=get_output_act_qspec(config),
+                                                              _annotated=True)
 
 
 def model_preprocess(model: nn.Module) -> Preprocess:
