@@ -159,10 +159,39 @@ def test_feature_channels_match_peers():
         16, 24, 32, 96, 1280]
 
 
-def test_no_inplace_ops():
-    for name in ("mobilenet_v1_100", "mobilenet_v2_100", "mobilenet_v3_large_100"):
-        for m in create_model(name).modules():
-            assert not getattr(m, "inplace", False), f"{name}: {m} is in-place"
+def test_in_place_only_in_eager(monkeypatch):
+    """Activations and residual sums overwrite fresh tensors in eager mode (as
+    torchvision's do), never while a graph is captured, and the gradients are the
+    out-of-place ones exactly."""
+    import copy
+
+    import mobilenet.layers as layers
+
+    for m in create_model("mobilenet_v3_small_050").modules():
+        assert not getattr(m, "inplace", False), f"{m} is built in-place"
+    x = torch.randn(2, 3, 64, 64)
+    grads = {}
+    for in_place in (True, False):
+        monkeypatch.setattr(layers, "eager_in_place", lambda v=in_place: v)
+        for name in ("mobilenet_v2_035", "mobilenet_v3_small_050"):
+            torch.manual_seed(0)
+            model = create_model(name).train()
+            out = model(x)
+            out.square().mean().backward()
+            grads[name, in_place] = [out.detach()] + [p.grad.clone() for p in model.parameters()]
+    for name in ("mobilenet_v2_035", "mobilenet_v3_small_050"):
+        for a, b in zip(grads[name, True], grads[name, False]):
+            assert torch.equal(a, b), name
+
+    monkeypatch.undo()
+    real, seen = layers.eager_in_place, []
+    monkeypatch.setattr(layers, "eager_in_place", lambda: seen.append(real()) or seen[-1])
+    model = create_model("mobilenet_v3_small_050").eval()
+    model(x)
+    assert seen and all(seen)
+    seen.clear()
+    torch.export.export(copy.deepcopy(model), (x,))
+    assert seen and not any(seen)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -18,10 +18,45 @@ from torch import nn
 Activation = Literal["relu", "relu6", "hswish"]
 Padding = Literal["symmetric", "same"]
 
+def eager_in_place() -> bool:
+    """Whether an activation may overwrite its input: in plain eager PyTorch, yes; while
+    ``torch.compile``, ``torch.export`` (so ONNX, ExecuTorch and PT2E quantization) or
+    ``torch.jit.trace`` capture the graph, no, so every captured graph is pure.
+
+    Why bother: an out-of-place activation writes a fresh tensor the size of the feature
+    map. On a 2-core CPU that made eager V2 at batch 32 9% slower than torchvision's
+    in-place ReLU6 (and torchvision 15% slower with its in-place turned off). Every
+    activation here follows a BatchNorm or a conv, whose backward does not read that
+    output, so gradients are unchanged; autograd's version check would raise, not
+    silently differ, if that ever stopped being true.
+    """
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
+class ReLU(nn.ReLU):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x, inplace=eager_in_place())
+
+
+class ReLU6(nn.ReLU6):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(x, inplace=eager_in_place())
+
+
+class Hardswish(nn.Hardswish):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.hardswish(x, inplace=eager_in_place())
+
+
+class Hardsigmoid(nn.Hardsigmoid):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.hardsigmoid(x, inplace=eager_in_place())
+
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "relu6": nn.ReLU6,
-    "hswish": nn.Hardswish,
+    "relu": ReLU,
+    "relu6": ReLU6,
+    "hswish": Hardswish,
 }
 PADDINGS = ("symmetric", "same")
 
@@ -135,9 +170,9 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, squeeze: int) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(channels, squeeze, 1)
-        self.act = nn.ReLU()
+        self.act = ReLU()
         self.fc2 = nn.Conv2d(squeeze, channels, 1)
-        self.gate = nn.Hardsigmoid()
+        self.gate = Hardsigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = x.mean((2, 3), keepdim=True)
@@ -192,4 +227,8 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.se(self.dw(self.expand(x))))
-        return x + out if self.use_residual else out
+        if not self.use_residual:
+            return out
+        # ``out`` is the projection's fresh output (its backward does not read it): the
+        # sum may go into it in eager mode, as the activations do (see eager_in_place).
+        return out.add_(x) if eager_in_place() else x + out

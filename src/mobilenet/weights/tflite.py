@@ -597,7 +597,7 @@ def _weighted_modules(net: nn.Module) -> list[tuple[str, nn.Module, str | None]]
         parent_name, _, child = name.rpartition(".")
         parent = parents.get(parent_name)
         if child == "conv" and parent is not None and hasattr(parent, "bn"):
-            act = names.get(type(getattr(parent, "act", None)), "NONE")
+            act = next((n for t, n in names.items() if isinstance(getattr(parent, "act", None), t)), "NONE")
         elif name == "classifier":
             act = "NONE"
         out.append((name, module, act))
