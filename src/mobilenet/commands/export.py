@@ -16,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="export a model to ONNX, ExecuTorch (.pte, XNNPACK) or TorchScript, fp32 or int8",
         description="BatchNorm is folded into the convs, the file is written, loaded back in its own runtime "
         "(ONNX Runtime, ExecuTorch, torch.jit.load), run on a batch and compared with eager PyTorch; a file "
-        "that differs by more than 1e-4 x the largest logit (fp32) is not written. --int8 quantizes first "
-        "through PT2E (x86 quantizer for ONNX, XNNPACK for ExecuTorch), calibrated on --calib images.",
+        "that differs by more than 1e-4 x the largest logit (fp32) is not written. --int8 quantizes with the "
+        "runtime's own quantizer (ONNX Runtime's quantize_static for ONNX, PT2E + XNNPACKQuantizer for "
+        "ExecuTorch), calibrated on --calib images.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="FILE", help="our .safetensors weights, or a TFLite MobileNet classifier")
@@ -107,4 +108,6 @@ def run(args: argparse.Namespace) -> int:
     agree = f"; top-1 agrees with fp32 on {report.top1_agree_fp32:.0%}" if report.int8 else ""
     print(f"checked in its runtime on {row['verified_on']} (batch {report.verify_batch}, "
           f"{report.resolution} px){agree}: ok")
+    for note in report.notes:
+        print(f"note: {note}")
     return 0
