@@ -77,8 +77,11 @@ def render(data: dict, charts: list[str]) -> str:
         "not depend on them); int8 models are calibrated on `imagenet-sample/`.",
         "",
         f"Made by `{data['command']}` on {data['date']} ({data['wall_s'] // 60} min; load average at the end "
-        f"{', '.join(f'{x:.1f}' for x in data['load_average'])}: the machine was shared, so absolute numbers "
-        "are noisy; the ratios are what to read).",
+        f"{', '.join(f'{x:.1f}' for x in data['load_average'])}"
+        + (": the machine was shared, so absolute numbers are noisy; the ratios are what to read)."
+           if data["load_average"][0] > m["logical_cpus"] else
+           f", about the benchmark's own {m['threads']} threads: no other heavy job ran. Ratios within a few "
+           "percent of 1.0 still flip between runs; read them as parity)."),
         "",
         *([f"**Warning: this run is not conclusive.** The load average ({data['load_average'][0]:.1f}) was above "
            f"the {m['logical_cpus']} CPUs: other jobs shared the cores, so the interquartile ranges are as large "
