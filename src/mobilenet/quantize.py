@@ -199,7 +199,22 @@ def quantize_ptq(
         prepared(batch)
     converted = _drop_unused_attributes(convert_pt2e(prepared))
     converted.quant_backend = backend
+    _carry_model_attributes(model, converted)
     return converted
+
+
+MODEL_ATTRIBUTES = ("arch", "arch_args", "model_name", "pretrained_cfg", "num_classes")
+
+
+def _carry_model_attributes(source: nn.Module, graph: torch.fx.GraphModule) -> None:
+    """What our code reads off a model (classes, preprocessing, labels, architecture),
+    kept on the graph module that replaces it, so ``evaluate`` and ``save_program``
+    treat the int8 graph as the model it came from."""
+    if not hasattr(source, "arch") and hasattr(source, "arch_args"):
+        graph.arch = type(source).__name__
+    for attr in MODEL_ATTRIBUTES:
+        if hasattr(source, attr) and not isinstance(getattr(source, attr), nn.Module):
+            setattr(graph, attr, getattr(source, attr))
 
 
 def check_quantizable(model: nn.Module) -> None:
@@ -228,10 +243,7 @@ def prepare_qat(model: nn.Module, *, backend: str = "x86", example: torch.Tensor
     prepared = prepare_qat_pt2e(gm, quantizer(backend, qat=True))
     allow_exported_model_train_eval(prepared)
     prepared.quant_backend = backend
-    prepared.arch = type(model).__name__
-    for attr in ("arch_args", "model_name", "pretrained_cfg", "num_classes"):
-        if hasattr(model, attr):
-            setattr(prepared, attr, getattr(model, attr))
+    _carry_model_attributes(model, prepared)
     return prepared
 
 
@@ -241,8 +253,7 @@ def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     backend = getattr(prepared, "quant_backend", "x86")
-    meta = {a: getattr(prepared, a) for a in ("arch", "arch_args", "model_name", "pretrained_cfg", "num_classes")
-            if hasattr(prepared, a)}
+    meta = {a: getattr(prepared, a) for a in MODEL_ATTRIBUTES if hasattr(prepared, a)}
     move_exported_model_to_eval(prepared)
     converted = _drop_unused_attributes(convert_pt2e(prepared))
     converted.quant_backend = backend
