@@ -200,7 +200,16 @@ def quantize_ptq(
     converted = _drop_unused_attributes(convert_pt2e(prepared))
     converted.quant_backend = backend
     _carry_model_attributes(model, converted)
+    _allow_train_eval(converted)
     return converted
+
+
+def _allow_train_eval(graph: torch.fx.GraphModule) -> None:
+    """``.eval()`` on an exported graph raises unless allowed; code written for models
+    (``evaluate``, ``mobilenet eval``) calls it, and the int8 graph has nothing to switch."""
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+    allow_exported_model_train_eval(graph)
 
 
 MODEL_ATTRIBUTES = ("arch", "arch_args", "model_name", "pretrained_cfg", "num_classes")
@@ -259,6 +268,7 @@ def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
     converted.quant_backend = backend
     for attr, value in meta.items():
         setattr(converted, attr, value)
+    _allow_train_eval(converted)
     return converted
 
 
