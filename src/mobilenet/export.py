@@ -158,7 +158,7 @@ def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], met
         return []
     return [f"ONNX Runtime has no int8 hard-swish/hard-sigmoid: {float_ops} of them run in float between "
             "Dequantize/Quantize pairs, and on x86 this file can be slower than fp32 (see docs/deployment.md); "
-            "--format executorch --int8 runs V3 in int8 fast"]
+            "for V3, the fp32 ONNX file or --format executorch --int8 is the faster choice"]
 
 
 def _onnx_qdq_reference(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
