@@ -79,7 +79,9 @@ def test_int8_keeps_tflite_v1_predictions():
 
 def test_int8_onnx_and_executorch_files(tmp_path):
     """int8 files of Google's V1-0.25-128 (real weights, real calibration images) pass
-    their own check in ONNX Runtime and ExecuTorch and keep the float top-1."""
+    their own check in ONNX Runtime and ExecuTorch, keep the float top-1, and weigh at
+    most 30% of the fp32 file (the smallest model, where scales, biases and the labels
+    weigh most)."""
     model, info = tflite_model("mobilenet_v1_0.25_128_quant.tflite")
     x, _ = sample(info["preprocess"], 96, step=10)
     calib, test = [x[:48]], x[48:]
@@ -93,6 +95,9 @@ def test_int8_onnx_and_executorch_files(tmp_path):
         art = load_artifact(path)
         assert art.int8 and art.metadata["backend"] == backend and art.num_classes == 1001
         assert (art(test).argmax(1) == fp).float().mean() >= 0.75
+        assert len(art.labels) == 1001 and art.labels[0] == "background"
+        fp32 = export_model(model, fmt, tmp_path / f"fp32.{fmt}", example=test[:8])
+        assert report.bytes <= 0.30 * fp32.bytes, (fmt, report.bytes / fp32.bytes)
 
 
 def test_int8_onnx_is_fully_quantized_and_names_float_islands(tmp_path):
@@ -110,6 +115,7 @@ def test_int8_onnx_is_fully_quantized_and_names_float_islands(tmp_path):
     ort.InferenceSession(str(v2), options, providers=["CPUExecutionProvider"])
     ops = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
     assert ops.count("QLinearConv") == 52 and "Conv" not in ops and ops.count("QLinearAdd") == 10, ops
+    assert ops.count("QGemm") == 1 and "Gemm" not in ops, ops
     report = export_model(settled("mobilenet_v3_small_050"), "onnx", tmp_path / "v3.onnx", int8=True, calib=calib,
                           resolution=64)
     assert report.passed and any("hard-swish" in n for n in report.notes)
@@ -230,6 +236,7 @@ def test_tflite_v1_025_int8_keeps_accuracy(tmp_path):
     fp = rows.pop("fp32")["top1"]
     for name, r in rows.items():
         assert r["top1"] >= fp - 0.03, (name, fp, r)
+        assert r["size"] is None or r["size"] <= 0.30, (name, r)
 
 
 @pytest.mark.slow
