@@ -165,3 +165,24 @@ def test_eval_runs_exported_file_like_the_weights(tmp_path, capsys):
     assert results[0]["images"] == results[1]["images"] == 12
     assert results[0]["top1"] == results[1]["top1"]
     assert abs(results[0]["loss"] - results[1]["loss"]) < 1e-3
+
+
+def test_a_model_left_in_channels_last_exports(tmp_path):
+    """Training and evaluation run in channels_last; a model a user trained or scored that
+    way exports all the same (ExecuTorch's lowering rejects channels_last weights), and
+    evaluate() gives the model back in the layout it came in."""
+    from PIL import Image
+
+    from mobilenet.evaluate import evaluate
+    from mobilenet.images import Preprocess
+
+    model = settled("mobilenet_v3_small_050")
+    pixels = torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = [(Image.fromarray(p.numpy()), i) for i, p in enumerate(pixels)]
+    pre = Preprocess(resolution=64, crop_pct=1.0)
+    evaluate(model, images, [str(c) for c in range(10)], preprocess=pre)
+    assert all(p.is_contiguous() for p in model.parameters())
+    model = model.to(memory_format=torch.channels_last)
+    report = export_model(model, "executorch", tmp_path / "m.pte", resolution=64)
+    assert report.passed
+    assert not all(p.is_contiguous() for p in model.parameters() if p.dim() == 4)  # the caller's model untouched

@@ -29,14 +29,17 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Te
 def deploy(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in eval mode with every ``ConvNormAct``'s BatchNorm folded
     into its conv (which gains a bias) and replaced by ``nn.Identity``. The input
-    model is left untouched; outputs agree to float rounding.
+    model is left untouched; outputs agree to float rounding. The copy's weights are
+    in the standard (contiguous) layout whatever the input's: a model trained or
+    evaluated in channels_last would otherwise carry that layout into every exported
+    graph, where ExecuTorch's XNNPACK lowering rejects it.
 
     The conv keeps its class (``SameConv2d`` keeps TensorFlow padding) and the
     module names stay, so ``stem.conv.weight`` still names the stem's weight.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"deploy() takes an nn.Module, got {type(model).__name__}")
-    fused = copy.deepcopy(model).eval()
+    fused = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
     for module in fused.modules():
         if isinstance(module, ConvNormAct) and isinstance(module.bn, nn.BatchNorm2d):
             if not module.bn.track_running_stats or module.bn.running_var is None:

@@ -141,14 +141,29 @@ class EvalResult:
 def evaluate(model: nn.Module, items: list, classes: list[str], *, preprocess: Preprocess, batch_size: int = 50,
              workers: int = 0, device: str | torch.device = "cpu", amp: str = "none",
              channels_last: bool = True) -> EvalResult:
-    """Evaluate ``model`` on ``items`` ((PIL image or path, label) pairs)."""
+    """Evaluate ``model`` on ``items`` ((PIL image or path, label) pairs). ``channels_last``
+    runs it in that layout (faster on CPU) and gives it back in the layout it came in."""
+    device = torch.device(device)
+    model = model.to(device)
+    restore = channels_last and _standard_layout(model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    try:
+        return _evaluate(model, items, classes, preprocess, batch_size, workers, device, amp, channels_last)
+    finally:
+        if restore:  # the caller's model leaves in the layout it came in
+            model.to(memory_format=torch.contiguous_format)
+
+
+def _standard_layout(model: nn.Module) -> bool:
+    return all(p.is_contiguous() for p in model.parameters() if p.dim() == 4)
+
+
+def _evaluate(model: nn.Module, items: list, classes: list[str], preprocess: Preprocess, batch_size: int,
+              workers: int, device: torch.device, amp: str, channels_last: bool) -> EvalResult:
     from .train.loader import EvalDataset, collate
     from .train.data import Samples
 
-    device = torch.device(device)
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     offset = output_offset(model.num_classes, len(classes), cfg.get("labels"))
     ds = EvalDataset(Samples(list(items)), preprocess.transform())
