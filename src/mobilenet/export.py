@@ -13,6 +13,8 @@ knows how to feed itself.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import time
@@ -130,11 +132,17 @@ def _write_onnx(program_or_model: Any, example: torch.Tensor, path: Path, meta: 
 
 def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], meta: dict) -> list[str]:
     """int8 with ONNX Runtime's static quantizer: QDQ format, int8 symmetric
-    per-channel weights, uint8 activations with min/max ranges observed on the
+    per-channel weights, uint8 activations with percentile ranges observed on the
     calibration batches. Our metadata is carried over; shape annotations are dropped
     (the runtime infers them again), so the file holds little beyond the int8 weights."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
 
@@ -146,8 +154,14 @@ def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], met
             batch = next(self.batches, None)
             return None if batch is None else {input_name: batch.float().contiguous().numpy()}
 
-    quantize_static(str(fp32_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    # Activation ranges: the 99.999th percentile of each tensor's histogram, not its
+    # min/max, which a few outlying pixels stretch. Measured (docs/deployment.md): top-1
+    # agreement with fp32 95.6% -> 96.4% (TFLite V2), 85.0% -> 86.6% (V1-0.25), and a
+    # V3-Small trained on CIFAR lost 0.0 points instead of 1.0.
+    with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its progress
+        quantize_static(str(fp32_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.Percentile)
     proto = onnx.load(str(path))
     del proto.graph.value_info[:]
     _drop_zero_points(proto)
