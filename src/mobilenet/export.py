@@ -171,10 +171,21 @@ def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], met
     # min/max, which a few outlying pixels stretch. Measured (docs/deployment.md): a
     # V3-Small trained on CIFAR went from -1.0 to +0.15 points, V1-0.25's top-1 agreement
     # with fp32 from 85.0% to 86.6%, TFLite V2 unchanged (95.6% / 95.7%).
-    with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its progress
-        quantize_static(str(fp32_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibStridedMinMax": 1})
+    # numpy cannot histogram a tensor whose values all lie within a few ulps (a freshly
+    # initialised model's squeeze-excite gates sit at 0.5): such a model gets min/max.
+    notes = []
+    for method in (CalibrationMethod.Percentile, CalibrationMethod.MinMax):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its progress
+                quantize_static(str(fp32_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=method, extra_options={"CalibStridedMinMax": 1})
+            break
+        except ValueError as exc:
+            if method != CalibrationMethod.Percentile or "bins" not in str(exc):
+                raise
+            notes.append(f"percentile calibration failed ({exc}): an activation is (nearly) constant on the "
+                         "calibration images, as in an untrained model; used min/max ranges instead")
     proto = onnx.load(str(path))
     del proto.graph.value_info[:]
     _drop_zero_points(proto)
@@ -184,8 +195,8 @@ def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], met
     onnx.save_model(proto, str(path), save_as_external_data=False)
     float_ops = sum(node.op_type in ("HardSwish", "HardSigmoid") for node in proto.graph.node)
     if not float_ops:
-        return []
-    return [f"ONNX Runtime has no int8 hard-swish/hard-sigmoid: {float_ops} of them run in float between "
+        return notes
+    return notes + [f"ONNX Runtime has no int8 hard-swish/hard-sigmoid: {float_ops} of them run in float between "
             "Dequantize/Quantize pairs, and on x86 this file can be slower than fp32 (see docs/deployment.md); "
             "for V3, the fp32 ONNX file or --format executorch --int8 is the faster choice"]
 
