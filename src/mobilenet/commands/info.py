@@ -116,9 +116,13 @@ def run(args: argparse.Namespace) -> int:
         return run_weights(args)
     names = resolve_names(args.names)
     resolutions = args.resolution or [None]
+    from ..images import MAX_RESOLUTION
+
     for r in args.resolution or []:
         if r < 32:
             raise CommandError(f"--resolution {r} is too small; use 32 or more")
+        if r > MAX_RESOLUTION:
+            raise CommandError(f"--resolution {r} is too large; use at most {MAX_RESOLUTION}")
     rows = [model_info(n, r or MODELS[n].resolution) for n in names for r in resolutions]
     if args.json:
         print_json(rows)

@@ -3,7 +3,7 @@
 
 from .config import RECIPES, TrainConfig, read_config_file, resolve_config
 from .data import DataError, load_data
-from .loop import Interrupted, Trainer, train
+from .loop import Diverged, Interrupted, Trainer, train
 
-__all__ = ["RECIPES", "DataError", "Interrupted", "TrainConfig", "Trainer", "load_data", "read_config_file",
+__all__ = ["RECIPES", "DataError", "Diverged", "Interrupted", "TrainConfig", "Trainer", "load_data", "read_config_file",
            "resolve_config", "train"]
