@@ -127,8 +127,7 @@ class Trainer:
         if getattr(model, "model_name", None) in MODELS and model.model_name != cfg.model:
             self.cfg = cfg = dataclasses.replace(cfg, model=model.model_name)  # named by the weights
         # config.yaml says what ran: digits are never flipped, the crop the data chose
-        self.cfg = cfg = dataclasses.replace(cfg, hflip=cfg.hflip if self.data.hflip else 0.0, crop_pct=pre.crop_pct,
-                                             name=self.run_dir.name if self.run_dir is not None else cfg.name)
+        self.cfg = cfg = dataclasses.replace(cfg, hflip=cfg.hflip if self.data.hflip else 0.0, crop_pct=pre.crop_pct)
         if self.model_transform is not None:
             model = self.model_transform(model, cfg)
         if cfg.qat:  # fake-quantized graph (mobilenet.quantize); BatchNorm stays until convert
@@ -201,8 +200,8 @@ class Trainer:
 
     def _check_weights(self) -> None:
         models = [self.model] + ([self.ema.module] if self.ema is not None else [])
-        named = [(n, t) for m in models for n, t in [*m.named_parameters(), *m.named_buffers()]
-                 if t.is_floating_point() and (t.requires_grad or "running_" in n)]
+        named = [*((n, t) for m in models for n, t in m.named_parameters()),
+                 *((n, t) for m in models for n, t in m.named_buffers() if "running_" in n and t.is_floating_point())]
         if named and not bool(torch.stack([torch.isfinite(t).all() for _, t in named]).all()):
             bad = next(n for n, t in named if not bool(torch.isfinite(t).all()))
             raise self._diverged(f"the weights hold NaN or inf ({bad})")
