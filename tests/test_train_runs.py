@@ -44,6 +44,9 @@ def test_existing_run_is_refused_unless_resume_or_overwrite(tmp_path, capsys):
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert "--resume" in err and "--overwrite" in err and str(run) in err
     assert (run / "weights.safetensors").read_bytes() == weights  # untouched
+    bad_data = ["train", "--data", tmp_path / "missing", *common[3:]]
+    rc, out, err = _cli(capsys, *bad_data, "--overwrite")  # a replacement that cannot start keeps the old run
+    assert rc == 2 and "missing" in err and (run / "weights.safetensors").read_bytes() == weights, err
     rc, out, err = _cli(capsys, *common, "--overwrite", "--seed", "1")
     assert rc == 0, err
     assert (run / "weights.safetensors").read_bytes() != weights

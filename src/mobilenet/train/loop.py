@@ -196,7 +196,9 @@ class Trainer:
         state = self.state()  # every rank joins the gather
         if self.ctx.main and self.run_dir is not None:
             save_state(self.run_dir / STATE_FILE, state)
-        self._last_save, self._saved_at = self.pos.step, time.monotonic()
+        if self.write:  # rank 0 wrote it
+            self._last_save = self.pos.step
+        self._saved_at = time.monotonic()
 
     def _check_weights(self) -> None:
         models = [self.model] + ([self.ema.module] if self.ema is not None else [])
@@ -212,7 +214,8 @@ class Trainer:
             kept = "nothing had been saved yet" + (", so the run folder is removed" if self.rundir and not self.resume
                                                    else "")
         else:
-            kept = f"the last good state is {(self.run_dir or Path(cfg.output)) / STATE_FILE} (step {self._last_save})"
+            where = self.run_dir / STATE_FILE if self.run_dir is not None else f"{STATE_FILE} in the run folder"
+            kept = f"the last good state is {where} (step {self._last_save})"
         return Diverged(f"training diverged at epoch {p.epoch + 1}, step {p.step}: {what}; {kept}; no weights were "
                         f"written. Lower --lr (peak {cfg.peak_lr():.3g}) or add --clip-grad or --warmup-epochs, "
                         "and start a new run")
@@ -257,6 +260,8 @@ class Trainer:
             self._prepare_run_dir()
             try:
                 self._prepare()
+                if self.rundir is not None and self.overwrite:
+                    self.rundir.clear()  # only now: a start that failed kept the old run
                 if self.ctx.main and self.run_dir is not None:
                     write_config(self.run_dir / "config.yaml", self.cfg.to_dict())
                     if self.pos.history:  # resumed: the files a kill may have left behind the state
