@@ -82,6 +82,9 @@ def test_non_finite_weights_are_refused_on_load(tmp_path, capsys, bad):
 def test_json_output_is_always_json(capsys):
     from mobilenet.commands import print_json
 
-    print_json({"loss": float("nan"), "top": [float("inf"), 0.5], "deep": {"x": -float("inf"), "n": 3}})
+    import numpy as np
+
+    print_json({"loss": float("nan"), "top": [float("inf"), 0.5], "deep": {"x": -float("inf"), "n": 3},
+                "np": [np.float32("nan"), np.float32(0.25), np.int64(7)]})
     parsed = _strict_json(capsys.readouterr().out)
-    assert parsed == {"loss": None, "top": [None, 0.5], "deep": {"x": None, "n": 3}}
+    assert parsed == {"loss": None, "top": [None, 0.5], "deep": {"x": None, "n": 3}, "np": [None, 0.25, 7]}
