@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,14 +28,38 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     """Open ``path`` as 8-bit RGB whatever its mode: grayscale, palette, RGBA/LA
     (alpha dropped), CMYK, 16-bit and 32-bit integer or float images."""
     path = Path(path)
-    try:
+    with _reading(path):
         with Image.open(path) as img:
             img.load()
             return to_rgb(img)
+
+
+def verify_image(path: str | os.PathLike) -> None:
+    """Check ``path`` is an image we can read without decoding it (header and
+    structure only: cheap for big folders); raises :class:`ImageError` like
+    :func:`load_image`."""
+    path = Path(path)
+    with _reading(path):
+        with Image.open(path) as img:
+            img.verify()
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Every way PIL fails on a file, as one :class:`ImageError` naming it."""
+    try:
+        yield
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image") from None
+    except Image.DecompressionBombError as exc:
+        # PIL refuses images over 2 x MAX_IMAGE_PIXELS before decoding (a 20000x20000 PNG
+        # of a few kB would take 1.2 GB as RGB): a bad image like any other.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ImageError(f"{path}: {size}, over the {2 * Image.MAX_IMAGE_PIXELS:,} an image may have "
+                         "(a decompression bomb?); resize it to use it") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = "not an image PIL can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
         raise ImageError(f"{path}: {reason}") from None

@@ -1,0 +1,93 @@
+"""Hostile inputs: decompression bombs, crafted safetensors metadata, byte-flipped
+TFLite files. Each is one clear error naming the file (or a skipped image), never a
+traceback from inside a library, and never a huge allocation."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mobilenet
+from mobilenet.cli import main
+from mobilenet.images import ImageError, Preprocess, load_image, verify_image
+
+from conftest import shared_path
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def png_bomb(path: Path, side: int = 20000) -> Path:
+    """A valid 1-bit PNG of side x side black pixels: 48 kB on disk, 1.2 GB as RGB."""
+    comp = zlib.compressobj(9)
+    rows = (b"\x00" + bytes(side // 8)) * 100  # filter byte + a row of 1-bit pixels
+    idat = b"".join(comp.compress(rows) for _ in range(side // 100)) + comp.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory) -> Path:
+    return png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")
+
+
+def _photo(path: Path, colour=(200, 40, 40)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(str(path)))
+    arr = np.clip(np.array(colour)[None, None] + rng.integers(-60, 60, (24, 24, 3)), 0, 255).astype("uint8")
+    Image.fromarray(arr).save(path)
+    return path
+
+
+# -- 4. decompression bombs ------------------------------------------------------------
+def test_a_decompression_bomb_is_a_bad_image(bomb):
+    for read in (load_image, verify_image):
+        with pytest.raises(ImageError, match=r"bomb\.png: 400,000,000 pixels, over the .* an image may have"):
+            read(bomb)
+
+
+def test_predict_reports_a_bomb_in_one_line(bomb, tmp_path, capsys):
+    from mobilenet.weights import save_weights
+
+    weights = save_weights(mobilenet.create_model("mobilenet_v3_small_050", num_classes=2), tmp_path / "w.safetensors",
+                           preprocess=Preprocess(resolution=32), labels=["a", "b"])
+    code = main(["predict", "--weights", str(weights), str(bomb)])
+    err = capsys.readouterr().err
+    assert code != 0 and str(bomb) in err and "pixels" in err and "Traceback" not in err, err
+
+
+def test_train_and_eval_data_skip_a_bomb(bomb, tmp_path):
+    from mobilenet.evaluate import evaluate
+    from mobilenet.train.data import load_data
+
+    for name in ("red", "blue"):
+        for i in range(4):
+            _photo(tmp_path / "data" / name / f"{i}.png", (200, 40, 40) if name == "red" else (40, 40, 200))
+    (tmp_path / "data" / "red" / "bomb.png").write_bytes(bomb.read_bytes())
+    split = load_data(str(tmp_path / "data"), val_split=0.25, log=lambda m: None)
+    assert [Path(s.path).name for s in split.skipped] == ["bomb.png"]
+    assert "pixels" in split.skipped[0].reason
+    assert len(split.train) + len(split.val) == 8
+    # eval --labels-from-filenames reads files as it goes: the bomb is skipped, the rest counted
+    items = [(bomb, 0), (_photo(tmp_path / "flat" / "a_1.png"), 0), (_photo(tmp_path / "flat" / "b_1.png"), 1)]
+    model = mobilenet.create_model("mobilenet_v3_small_050", num_classes=2)
+    result = evaluate(model, items, ["a", "b"], preprocess=Preprocess(resolution=32), batch_size=4)
+    assert result.images == 2
+
+
+def test_quantize_calibration_skips_a_bomb(bomb, tmp_path):
+    from mobilenet.quantize import calibration_batches
+
+    calib = tmp_path / "calib"
+    _photo(calib / "a.png")
+    (calib / "bomb.png").write_bytes(bomb.read_bytes())
+    batches = calibration_batches(calib, Preprocess(resolution=32))
+    assert sum(len(b) for b in batches) == 1
