@@ -91,3 +91,82 @@ def test_quantize_calibration_skips_a_bomb(bomb, tmp_path):
     (calib / "bomb.png").write_bytes(bomb.read_bytes())
     batches = calibration_batches(calib, Preprocess(resolution=32))
     assert sum(len(b) for b in batches) == 1
+
+
+# -- 6. corrupt TFLite files ---------------------------------------------------------------
+def _structure_start(data: bytes) -> int:
+    """Where the flatbuffer's tables start: after the last weight buffer (Google's
+    files keep the weights first). Flips there damage structure, not weight values."""
+    tflite = pytest.importorskip("tflite")
+    model = tflite.Model.GetRootAsModel(data, 0)
+    end = 0
+    for i in range(model.BuffersLength()):
+        buf = model.Buffers(i)
+        if buf.DataLength():
+            end = max(end, buf._tab.Vector(buf._tab.Offset(4)) + buf.DataLength())
+    return end
+
+
+def flipped_copies(source: Path, folder: Path, seeds: int = 24, flips: int = 8) -> list[Path]:
+    """Deterministic copies of ``source`` with ``flips`` random bits flipped in its structure."""
+    data = source.read_bytes()
+    start = _structure_start(data)
+    paths = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        damaged = bytearray(data)
+        for _ in range(flips):
+            damaged[int(rng.integers(start, len(data)))] ^= 1 << int(rng.integers(8))
+        path = folder / f"flipped-{seed:02d}.tflite"
+        path.write_bytes(bytes(damaged))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def flipped(tmp_path_factory) -> list[Path]:
+    source = shared_path("tflite", "mobilenet_v1_0.25_128_quant.tflite")
+    return flipped_copies(source, tmp_path_factory.mktemp("flipped"))
+
+
+def test_byte_flipped_tflite_files_load_or_fail_in_one_clear_error(flipped):
+    from mobilenet.weights.store import WeightsError
+    from mobilenet.weights.tflite import load_tflite
+
+    failed = []
+    for path in flipped:
+        try:
+            load_tflite(path)  # a flip in a name or an unused field leaves a loadable file
+        except WeightsError as exc:
+            assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc), str(exc)
+            failed.append(path)
+    assert len(failed) >= 16, f"only {len(failed)} of {len(flipped)} copies damaged: the test lost its teeth"
+
+
+def test_commands_name_a_corrupt_tflite_file(flipped, tmp_path, capsys):
+    from mobilenet.weights.store import WeightsError
+    from mobilenet.weights.tflite import load_tflite
+
+    def broken(path):
+        try:
+            load_tflite(path)
+        except WeightsError:
+            return True
+        return False
+
+    bad = [p for p in flipped if broken(p)][:2]
+    data = tmp_path / "data"
+    for name in ("red", "blue"):
+        for i in range(3):
+            _photo(data / name / f"{i}.png", (200, 40, 40) if name == "red" else (40, 40, 200))
+    for path in bad:
+        runs = [["import-tflite", str(path), "-o", str(tmp_path / "out.safetensors")],
+                ["eval", "--weights", str(path), "--data", str(data)],
+                ["train", "--pretrained", str(path), "--data", str(data), "--epochs", "1", "--output",
+                 str(tmp_path / "runs"), "--quiet", "--threads", "1"]]
+        for argv in runs:
+            code = main(argv)
+            err = capsys.readouterr().err
+            assert code == 2, (argv, err)
+            assert f"{path}: corrupt or damaged TFLite file" in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "out.safetensors").exists()
