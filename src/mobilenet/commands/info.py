@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..profile import profile
-from ..registry import MODELS, create_model, list_models
 from . import CommandError, format_table, print_json
 
 
@@ -28,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def model_info(name: str, resolution: int) -> dict:
     """The row `mobilenet info` prints for one model at one resolution."""
+    from ..profile import profile
     from ..published import published_for
+    from ..registry import create_model
 
     stats = profile(create_model(name), resolution)
     return {
@@ -53,6 +53,8 @@ def model_info(name: str, resolution: int) -> dict:
 
 
 def resolve_names(patterns: list[str]) -> list[str]:
+    from ..registry import MODELS, create_model, list_models
+
     names: list[str] = []
     for pattern in patterns or ["*"]:
         found = list_models(pattern) if any(ch in pattern for ch in "*?[") else [pattern]
@@ -115,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         return run_weights(args)
     names = resolve_names(args.names)
+    from ..registry import MODELS
+
     resolutions = args.resolution or [None]
     for r in args.resolution or []:
         if r < 32:
