@@ -70,3 +70,62 @@ def test_version_wall_time():
                          env=FRESH, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("mobilenet ")
     assert time.perf_counter() - start < 3
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """A V2-0.35 weights file (two classes) alone in its folder, and a folder of images."""
+    import mobilenet
+    from mobilenet.images import Preprocess
+    from mobilenet.weights.store import save_weights
+
+    root = tmp_path_factory.mktemp("user")
+    from train_helpers import make_folder
+
+    data = make_folder(root / "data", n=4, size=20)
+    (root / "w").mkdir()
+    weights = save_weights(mobilenet.create_model("mobilenet_v2_035", num_classes=2).eval(),
+                           root / "w" / "tiny.safetensors", preprocess=Preprocess(resolution=32, crop_pct=1.0),
+                           labels=["blue", "red"])
+    return weights, data
+
+
+def _listing(*folders):
+    return sorted(str(p) for f in folders for p in f.rglob("*"))
+
+
+def test_eval_writes_nothing_unasked(tiny_weights, capsys):
+    weights, data = tiny_weights
+    before = _listing(weights.parent, data)
+    assert main(["eval", "--weights", str(weights), "--data", str(data), "--split", "all", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["images"] == 8 and out["confusion_png"] is None
+    assert _listing(weights.parent, data) == before  # no confusion PNG beside the weights or in the data
+
+
+def test_eval_unwritable_confusion_still_prints_results(tiny_weights, tmp_path, capsys):
+    weights, data = tiny_weights
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    png = tmp_path / "out.png"
+    png.mkdir()  # a folder where the PNG should go: writing it fails after the evaluation
+    code = main(["eval", "--weights", str(weights), "--data", str(data), "--split", "all", "--confusion", str(png)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "top-1" in captured.out and "blue" in captured.out  # the results came out all the same
+    assert str(png) in captured.err and "Traceback" not in captured.err
+    assert main(["eval", "--weights", str(weights), "--data", str(data), "--confusion",
+                 str(blocker / "x.png")]) == 2  # refused before the work: no such folder
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_eval_progress_on_stderr_and_confusion_when_asked(tiny_weights, tmp_path, capsys):
+    weights, data = tiny_weights
+    png = tmp_path / "cm.png"
+    assert main(["eval", "--weights", str(weights), "--data", str(data), "--split", "all",
+                 "--confusion", str(png)]) == 0
+    captured = capsys.readouterr()
+    assert png.read_bytes()[:4] == b"\x89PNG" and str(png) in captured.out
+    assert "evaluated images: 8/8" in captured.err
+    assert main(["eval", "--weights", str(weights), "--data", str(data), "--split", "all", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -27,7 +27,8 @@ _EXPORTS = {
 }
 # Subpackages reachable as attributes (`mobilenet.weights.load_tflite(...)`) without an import.
 _SUBMODULES = ("bench", "commands", "deploy", "evaluate", "export", "files", "images", "layers", "model",
-               "predict", "profile", "published", "quantize", "registry", "train", "v1", "v2", "v3", "weights")
+               "predict", "profile", "progress", "published", "quantize", "registry", "train", "v1", "v2", "v3",
+               "weights")
 
 if TYPE_CHECKING:
     from .deploy import deploy
