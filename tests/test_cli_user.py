@@ -129,3 +129,31 @@ def test_eval_progress_on_stderr_and_confusion_when_asked(tiny_weights, tmp_path
     assert "evaluated images: 8/8" in captured.err
     assert main(["eval", "--weights", str(weights), "--data", str(data), "--split", "all", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_predict_skips_non_images_and_prints_one_probability_format(tmp_path, capsys):
+    import re
+
+    import mobilenet
+    from mobilenet.images import Preprocess
+    from mobilenet.weights.store import save_weights
+    from train_helpers import make_folder
+
+    photos = make_folder(tmp_path / "photos", n=2, size=20) / "red"
+    (photos / "COPYRIGHT").write_text("Photos (c) somebody. Not an image.\n")
+    # 1000 untrained classes: probabilities near 0.001, which "%.4g" would print as 0.001003
+    weights = save_weights(mobilenet.create_model("mobilenet_v2_035").eval(), tmp_path / "w.safetensors",
+                           preprocess=Preprocess(resolution=32, crop_pct=1.0))
+    files = sorted(str(p) for p in photos.iterdir())
+    assert main(["predict", "--weights", str(weights), *files]) == 0
+    captured = capsys.readouterr()
+    assert "COPYRIGHT" in captured.err and "Traceback" not in captured.err
+    assert captured.out.count("000.png") == 1 and captured.out.count("001.png") == 1
+    lines = [line for line in captured.out.splitlines() if re.match(r"^(\S+\.png)?\s+\d\s", line)]
+    assert len(lines) == 10  # 2 images x top-5
+    probabilities = [line.split()[-4] for line in lines]
+    assert all(re.fullmatch(r"[01]\.\d{4}", p) for p in probabilities), probabilities
+    assert captured.out.splitlines()[0].split() == ["image", "rank", "probability", "index", "label"]
+    # nothing worked: an error and a non-zero exit
+    assert main(["predict", "--weights", str(weights), str(photos / "COPYRIGHT")]) == 2
+    assert "COPYRIGHT" in capsys.readouterr().err
