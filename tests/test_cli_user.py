@@ -157,3 +157,50 @@ def test_predict_skips_non_images_and_prints_one_probability_format(tmp_path, ca
     # nothing worked: an error and a non-zero exit
     assert main(["predict", "--weights", str(weights), str(photos / "COPYRIGHT")]) == 2
     assert "COPYRIGHT" in capsys.readouterr().err
+
+
+def test_info_counts_come_from_the_cache_and_match_the_counter(tmp_path, monkeypatch):
+    import importlib
+
+    import mobilenet
+    from mobilenet import counts
+    from mobilenet.registry import MODELS
+
+    profile_module = importlib.import_module("mobilenet.profile")  # mobilenet.profile is the function
+
+    monkeypatch.setenv("MOBILENET_CACHE_DIR", str(tmp_path / "cache"))
+    requests = [(n, MODELS[n].resolution) for n in MODELS] + [("mobilenet_v3_small_100", 160)]
+    cold = counts.model_counts(requests)  # counted by a real forward pass, then cached
+    assert (tmp_path / "cache" / counts.FILE).is_file()
+    real = profile_module.profile
+    for (name, resolution), got in list(zip(requests, cold))[::7]:  # spot-check against a fresh count
+        assert got == real(mobilenet.create_model(name), resolution), name
+
+    def no_counting(*args, **kwargs):
+        raise AssertionError("counted again although cached")
+
+    monkeypatch.setattr(profile_module, "profile", no_counting)
+    assert counts.model_counts(requests) == cold  # every model, from the cache, equal to the counter's figures
+    v2 = cold[requests.index(("mobilenet_v2_100", 224))]
+    assert (v2.params, v2.macs, v2.tf_slim_params) == (3_504_872, 300_774_272, 3_472_041)
+    # a different resolution, other options or changed code are counted, never served stale
+    for call in (lambda: counts.model_counts([("mobilenet_v2_100", 192)]),
+                 lambda: counts.model_counts([("mobilenet_v2_100", 224)], options={"dropout": 0.5})):
+        with pytest.raises(AssertionError, match="counted again"):
+            call()
+    monkeypatch.setattr(counts, "code_fingerprint", lambda: "changed")
+    with pytest.raises(AssertionError, match="counted again"):
+        counts.model_counts([("mobilenet_v2_100", 224)])
+
+
+def test_info_counts_without_a_writable_cache(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("MOBILENET_CACHE_DIR", str(blocker / "cache"))  # cannot be created
+    assert main(["info", "mobilenet_v1_025", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["params"] > 0
+    monkeypatch.setenv("MOBILENET_CACHE_DIR", str(tmp_path / "c"))
+    assert main(["info", "mobilenet_v1_025"]) == 0
+    assert "counting params and MACs: mobilenet_v1_025 at 224 px" in capsys.readouterr().err  # progress
+    assert main(["info", "mobilenet_v1_025"]) == 0
+    assert capsys.readouterr().err == ""  # cached: nothing to wait for
