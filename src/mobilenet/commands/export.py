@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import CommandError, format_table, print_json
+from . import CommandError, LazyChoices, format_table, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..export import FORMATS
-
     p = sub.add_parser(
         "export",
         help="export a model to ONNX, ExecuTorch (.pte, XNNPACK) or TorchScript, fp32 or int8",
@@ -23,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="FILE", help="our .safetensors weights, or a TFLite MobileNet classifier")
     src.add_argument("--model", metavar="NAME", help="a registry model with fresh weights (see `mobilenet info`)")
-    p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    p.add_argument("--format", required=True, choices=LazyChoices("mobilenet.export", "FORMATS"), metavar="FORMAT",
+                   help="what to write: %(choices)s")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
     p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch): quantize with --calib images")
     p.add_argument("--calib", metavar="DIR", help="folder of calibration images for --int8")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..profile import profile
-from ..registry import MODELS, create_model, list_models
 from . import CommandError, format_table, print_json
 
 
@@ -23,14 +21,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="list the official weights instead: every tag with its source, licence, top-1 and "
                    "preprocessing (`create_model(NAME, pretrained=TAG)`)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
-def model_info(name: str, resolution: int) -> dict:
-    """The row `mobilenet info` prints for one model at one resolution."""
+def model_info(name: str, resolution: int, stats=None) -> dict:
+    """The row `mobilenet info` prints for one model at one resolution (``stats``: its
+    :class:`~mobilenet.profile.Profile` if already known)."""
     from ..published import published_for
 
-    stats = profile(create_model(name), resolution)
+    if stats is None:
+        from ..counts import model_counts
+
+        stats = model_counts([(name, resolution)])[0]
     return {
         "model": name,
         "resolution": resolution,
@@ -53,6 +56,8 @@ def model_info(name: str, resolution: int) -> dict:
 
 
 def resolve_names(patterns: list[str]) -> list[str]:
+    from ..registry import MODELS, create_model, list_models
+
     names: list[str] = []
     for pattern in patterns or ["*"]:
         found = list_models(pattern) if any(ch in pattern for ch in "*?[") else [pattern]
@@ -115,11 +120,19 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         return run_weights(args)
     names = resolve_names(args.names)
+    from ..registry import MODELS
+
     resolutions = args.resolution or [None]
     for r in args.resolution or []:
         if r < 32:
             raise CommandError(f"--resolution {r} is too small; use 32 or more")
-    rows = [model_info(n, r or MODELS[n].resolution) for n in names for r in resolutions]
+    from .. import progress
+    from ..counts import model_counts
+
+    requests = [(n, r or MODELS[n].resolution) for n in names for r in resolutions]
+    with progress.reporting(not (args.json or args.quiet)):  # counted once, then cached (mobilenet.counts)
+        stats = model_counts(requests, on_count=lambda n, r: progress.step(f"counting params and MACs: {n} at {r} px"))
+    rows = [model_info(n, r, s) for (n, r), s in zip(requests, stats)]
     if args.json:
         print_json(rows)
         return 0

@@ -6,12 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from . import CommandError, format_table, print_json
+from . import CommandError, LazyChoices, format_table, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..quantize import BACKENDS
-
     p = sub.add_parser(
         "quantize",
         help="int8 post-training quantization (PT2E, per-channel weights) calibrated on real images",
@@ -23,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True, metavar="FILE", help="our .safetensors weights, or a TFLite classifier")
     p.add_argument("--calib", required=True, metavar="DIR", help="folder of calibration images")
     p.add_argument("--calib-images", type=int, default=200, metavar="N", help="images used to calibrate (200)")
-    p.add_argument("--backend", choices=BACKENDS, default="x86",
+    p.add_argument("--backend", choices=LazyChoices("mobilenet.quantize", "BACKENDS"), default="x86", metavar="BACKEND",
                    help="x86: Inductor/oneDNN and ONNX Runtime; xnnpack: ExecuTorch (default x86)")
     p.add_argument("-o", "--output", metavar="OUT.pt2", help="file to write (default: WEIGHTS-int8.pt2)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
