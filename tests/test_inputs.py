@@ -170,3 +170,101 @@ def test_commands_name_a_corrupt_tflite_file(flipped, tmp_path, capsys):
             assert code == 2, (argv, err)
             assert f"{path}: corrupt or damaged TFLite file" in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "out.safetensors").exists()
+
+
+# -- 5. crafted safetensors metadata ------------------------------------------------------
+@pytest.fixture(scope="module")
+def good_weights(tmp_path_factory) -> Path:
+    from mobilenet.weights import save_weights
+
+    model = mobilenet.create_model("mobilenet_v3_small_050", num_classes=3)
+    return save_weights(model, tmp_path_factory.mktemp("good") / "good.safetensors",
+                        preprocess=Preprocess(resolution=64), labels=["a", "b", "c"])
+
+
+def crafted(good: Path, folder: Path, name: str, edit) -> Path:
+    """A copy of ``good`` with its tensors and edited metadata: ``edit(meta)`` returns
+    the new metadata (a dict, or a raw string for the JSON itself)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(good), framework="pt") as f:
+        meta = json.loads(f.metadata()["mobilenet"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    new = edit(meta)
+    path = folder / f"{name}.safetensors"
+    save_file(tensors, str(path), metadata={"mobilenet": new if isinstance(new, str) else json.dumps(new)})
+    return path
+
+
+def _with(section: str | None, **values):
+    def edit(meta):
+        if section is None:
+            meta.update(values)
+        else:
+            meta[section] = {**meta[section], **values}
+        return meta
+    return edit
+
+
+CRAFTED = {
+    # name: (edit, what the one-line error must say)
+    "huge-width": (_with("arch_args", width=5000), r"arch_args.width=5000: expected a number in \(0, 4\]"),
+    "wider-than-its-tensors": (_with("arch_args", width=3.5), "tensors do not fit its own metadata"),
+    "too-many-values": (_with(None, arch="MobileNetV2", arch_args={"width": 4.0, "n_classes": 100000}),
+                        "over the 100,000,000 a weights file may ask for"),
+    "arch-args-string": (_with(None, arch_args="bogus"), "arch_args is a str, not an object"),
+    "arch-args-list": (_with(None, arch_args=[1, 2]), "arch_args is a list"),
+    "arch-args-unknown": (_with("arch_args", widht=1.0), "arch_args.widht: MobileNetV3 has no such argument"),
+    "arch-args-nested": (_with("arch_args", width=[1.0]), "arch_args.width: a list"),
+    "arch-args-type": (_with("arch_args", width="1.0"), "arch_args.width='1.0': expected a number"),
+    "bad-config": (_with("arch_args", config="medium"), "config='medium' is not supported"),
+    "resolution-zero": (_with("preprocess", resolution=0), "preprocess.resolution must be an integer in 8..4096"),
+    "std-zero": (_with("preprocess", std=[0, 0, 0]), "preprocess.std must be positive"),
+    "preprocess-list": (_with(None, preprocess=[224]), "preprocess is a list, not an object"),
+    "preprocess-unknown": (_with("preprocess", size=3), "preprocess has unknown field"),
+    "labels-string": (_with(None, labels="abc"), "labels must be a list"),
+    "unknown-arch": (_with(None, arch="ResNet50"), "unknown architecture 'ResNet50'"),
+    "malformed-json": (lambda meta: '{"format": "mobilenet", "arch": ', "metadata is not valid JSON"),
+    "json-list": (lambda meta: "[1, 2]", "metadata is a JSON list, not an object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_metadata_is_one_error_naming_the_file(case, good_weights, tmp_path):
+    import re
+
+    from mobilenet.weights.store import WeightsError, load_weights
+
+    edit, expected = CRAFTED[case]
+    path = crafted(good_weights, tmp_path, case, edit)
+    with pytest.raises(WeightsError) as info:
+        load_weights(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message and re.search(expected, message), message
+    if case not in ("wider-than-its-tensors", "too-many-values", "bad-config", "unknown-arch"):
+        # the same file as a checkpoint for create_model(name, pretrained=...) fails the same way
+        with pytest.raises(WeightsError, match=re.escape(str(path))):
+            mobilenet.create_model("mobilenet_v3_small_050", pretrained=path)
+
+
+def test_crafted_metadata_in_commands(good_weights, tmp_path, capsys):
+    path = crafted(good_weights, tmp_path, "w", _with("preprocess", resolution=0))
+    data = tmp_path / "data"
+    for name in ("a", "b", "c"):
+        _photo(data / name / "0.png")
+    for argv in (["predict", "--weights", str(path), str(_photo(tmp_path / "x.png"))],
+                 ["eval", "--weights", str(path), "--data", str(data)],
+                 ["export", "--weights", str(path), "--format", "onnx", "-o", str(tmp_path / "x.onnx")]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and str(path) in err and "preprocess.resolution" in err and "Traceback" not in err, err
+
+
+def test_good_metadata_still_loads(good_weights):
+    from mobilenet.weights.store import load_weights
+
+    model = load_weights(good_weights)
+    assert model.pretrained_cfg["labels"] == ["a", "b", "c"] and model.pretrained_cfg["preprocess"]["resolution"] == 64

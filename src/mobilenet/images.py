@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -18,6 +19,13 @@ from torchvision.transforms import v2 as T
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 4096  # input sides a weights file may ask for
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class ImageError(ValueError):
@@ -98,10 +106,32 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
+        """From a file's metadata: every field checked like user input (ValueError)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"preprocess is a {type(d).__name__}, not an object")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"preprocess has unknown field(s) {', '.join(map(str, unknown))}")
         d = dict(d)
         for key in ("mean", "std"):
             if key in d:
-                d[key] = tuple(d[key])
+                value = d[key]
+                if not (isinstance(value, (list, tuple)) and len(value) == 3 and all(_finite(v) for v in value)):
+                    raise ValueError(f"preprocess.{key} must be 3 finite numbers, got {value!r}")
+                d[key] = tuple(float(v) for v in value)
+        if any(v <= 0 for v in d.get("std", (1.0,))):
+            raise ValueError(f"preprocess.std must be positive, got {d['std']!r}")
+        res = d.get("resolution", cls.resolution)
+        if not (isinstance(res, int) and not isinstance(res, bool) and MIN_RESOLUTION <= res <= MAX_RESOLUTION):
+            raise ValueError(f"preprocess.resolution must be an integer in {MIN_RESOLUTION}..{MAX_RESOLUTION}, "
+                             f"got {res!r}")
+        crop = d.get("crop_pct", cls.crop_pct)
+        if not (_finite(crop) and 0 < crop <= 1):
+            raise ValueError(f"preprocess.crop_pct must be in (0, 1], got {crop!r}")
+        for key, choices in (("interpolation", ("bilinear", "bicubic", "nearest")),
+                             ("crop_mode", ("resize_crop", "crop_resize"))):
+            if d.get(key, getattr(cls, key)) not in choices:
+                raise ValueError(f"preprocess.{key} must be one of {', '.join(choices)}, got {d[key]!r}")
         return cls(**d)
 
     def transform(self) -> T.Compose:

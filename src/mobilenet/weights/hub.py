@@ -238,8 +238,6 @@ def read_checkpoint(path: str | os.PathLike, name: str | None = None) -> tuple[d
                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
                                ) from None
         return unwrap(state), None
-    import json
-
     from safetensors import safe_open
 
     try:
@@ -248,7 +246,12 @@ def read_checkpoint(path: str | os.PathLike, name: str | None = None) -> tuple[d
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for bad headers or short files
         raise WeightsError(f"{name}: not a readable checkpoint (.safetensors, .pth or .bin): {exc}") from None
-    return unwrap(state), (json.loads(meta) if meta else None)
+    if not meta:
+        return unwrap(state), None
+    from .metadata import parse, validate
+    from .store import architectures
+
+    return unwrap(state), validate(parse(meta, name), name, architectures())
 
 
 # -- create_model(name, pretrained=...) -------------------------------------------------------
