@@ -249,3 +249,35 @@ def test_bench_picks_threads_from_load_and_flags_noise(monkeypatch, capsys):
     assert seen["threads"] == cores
     assert [r["noisy"] for r in data["table"]] == [True, False] and "NOISE" in data["noise_warning"]
     assert all(c["holds"] is None for c in data["claims"])
+
+
+def test_dependency_noise_is_dropped_and_nothing_else(caplog):
+    import logging
+
+    from mobilenet.quiet import dependency_noise
+
+    log = logging.getLogger("torch.utils._pytree")
+    dependency_noise()
+    dependency_noise()  # idempotent
+    with caplog.at_level(logging.WARNING):
+        log.warning("%s is an Enum subclass and is now natively supported by torch.compile as an opaque value type. "
+                    "Calling register_constant() on Enum subclasses is deprecated", "<enum 'KernelPreference'>")
+        log.warning("something else about pytrees")
+    assert [r.getMessage() for r in caplog.records] == ["something else about pytrees"]
+
+
+def test_torchao_import_is_quiet_under_the_cli():
+    pytest.importorskip("torchao")
+    code = ("from mobilenet.quiet import dependency_noise\ndependency_noise()\n"
+            "import torchao.quantization.pt2e.quantize_pt2e")
+    out = _python(code)
+    assert out.returncode == 0 and "_pytree" not in out.stderr and "deprecated" not in out.stderr, out.stderr
+
+
+def test_native_stderr_filter_drops_only_cpuinfo_probes():
+    code = ("import os\nfrom mobilenet.quiet import native_stderr_filtered\nwith native_stderr_filtered():\n"
+            "    os.write(2, b'[cpuinfo_utils.cpp:87] Failed to open midr file /sys/devices/soc0/image_version\\n')\n"
+            "    os.write(2, b'a real problem\\n')\n"
+            "os.write(2, b'after\\n')")
+    out = _python(code)
+    assert out.stderr == "a real problem\nafter\n"
