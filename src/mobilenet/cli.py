@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if reexec:
         _reexec_with_malloc_tunables(argv)
+    from .quiet import dependency_noise
+
+    dependency_noise()  # known dependency warnings a user cannot act on (mobilenet.quiet)
     try:
         return args.func(args) or 0
     except CommandError as exc:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, progress
 from .deploy import deploy
 from .files import atomic_path, atomic_write_bytes
 from .images import Preprocess
@@ -399,7 +399,10 @@ def _load_executorch(path: Path, threads: int | None, compile: bool):
         blob = program.load_method("mobilenet_metadata").execute([])[0]
         raw = bytes(blob.tolist())
         meta = json.loads((raw if raw[:1] == b"{" else zlib.decompress(raw)).decode())
-    method = program.load_method("forward")
+    from .quiet import native_stderr_filtered
+
+    with native_stderr_filtered():  # ExecuTorch's threadpool prints ARM-only CPU probes on x86
+        method = program.load_method("forward")
     # The planned input buffer bounds the batch. ExecuTorch 1.5's lowering narrows
     # the exported range (batch <= 15 for these graphs): larger batches run in chunks.
     capacity = int(program.metadata("forward").input_tensor_meta(0).sizes()[0])
@@ -487,6 +490,7 @@ def export_model(
         raise ExportError(str(exc)) from None
     meta = artifact_metadata(model, fmt=format, int8=int8, backend=backend, resolution=resolution,
                              max_batch=max_batch)
+    progress.step(f"writing the {format}{' int8' if int8 else ''} file")
     writer = {"onnx": _write_onnx, "executorch": _write_executorch, "torchscript": _write_torchscript}[format]
     path = Path(path)
     notes: list[str] = []
@@ -496,6 +500,7 @@ def export_model(
                 fp32_tmp = tmp.with_name(tmp.name + ".fp32")
                 try:
                     writer(target, trace_input, fp32_tmp, meta)
+                    progress.step(f"quantizing with ONNX Runtime, calibrating on {sum(map(len, batches))} images")
                     notes = _quantize_onnx(fp32_tmp, tmp, batches, meta)
                 finally:
                     fp32_tmp.unlink(missing_ok=True)
@@ -506,6 +511,7 @@ def export_model(
             raise ExportError(f"{format} export of {getattr(model, 'model_name', type(model).__name__)} failed: "
                               f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
         export_s = time.perf_counter() - start
+        progress.step(f"checking the file in its runtime against eager PyTorch on {len(verify)} images")
         report = _verify(tmp, format, fp32, target, verify, int8=int8, backend=backend,
                          reference_name="int8 QDQ graph, unfused (ONNX Runtime, optimisations off)" if onnx_int8
                          else "int8 PT2E graph (eager)")

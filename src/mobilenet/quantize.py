@@ -121,14 +121,18 @@ def calibration_batches(
         folder = Path(calib)
         if not folder.is_dir():
             raise QuantizeError(f"calibration folder {folder} does not exist or is not a folder")
+        from . import progress
+
         files = find_images(folder)
         transform = preprocess.transform()
         images, skipped = [], 0
+        advance = progress.counter(min(limit, len(files)), f"read images from {folder}")
         for path in files:
             if len(images) >= limit:
                 break
             try:
                 images.append(transform(load_image(path)))
+                advance()
             except ImageError:
                 skipped += 1
         if not images:
@@ -189,14 +193,21 @@ def quantize_ptq(
     weights, q/dq activations), callable on a batch."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+    from . import progress
+
     check_quantizable(model)
     q = quantizer(backend)
     batches = calibration_batches(calib, model_preprocess(model), limit=limit)
     fused = deploy(model)
     example = example_batch(model, batches[0].shape[-1])
+    progress.step(f"exporting the graph and preparing it for {backend} int8")
     prepared = prepare_pt2e(_exported_module(fused, example), q)
+    progress.step(f"calibrating on {sum(len(b) for b in batches)} images")
+    advance = progress.counter(sum(len(b) for b in batches), "calibrated images")
     for batch in batches:
         prepared(batch)
+        advance(len(batch))
+    progress.step("converting to int8")
     converted = _drop_unused_attributes(convert_pt2e(prepared))
     converted.quant_backend = backend
     _carry_model_attributes(model, converted)
