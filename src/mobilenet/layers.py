@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Activation = Literal["relu", "relu6", "hswish"]
+Activation = Literal["relu", "relu6", "hswish", "gelu"]
 Padding = Literal["symmetric", "same"]
 
 def eager_in_place() -> bool:
@@ -57,6 +57,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": ReLU,
     "relu6": ReLU6,
     "hswish": Hardswish,
+    "gelu": nn.GELU,  # exact (erf) GELU, as MobileNetV4-Hybrid-L uses; no in-place form exists
 }
 PADDINGS = ("symmetric", "same")
 

@@ -1,0 +1,223 @@
+"""MobileNetV4: exact counts, the same logits as timm from the same weights (random
+weights and random BatchNorm statistics, through a file), the model interface, the
+blocks' rules, and attention counted as MACs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mobilenet import create_model, list_models, profile
+from mobilenet.blocks_v4 import MobileMQA, UniversalInvertedBottleneck
+from mobilenet.registry import MODELS
+from mobilenet.weights import from_timm, to_timm
+
+V4 = list_models("mobilenet_v4_*")
+# Ours -> timm's name; the resolution each test runs at (small: the big ones are slow at 384).
+MAIN = {
+    "mobilenet_v4_conv_small": ("mobilenetv4_conv_small", 96),
+    "mobilenet_v4_conv_medium": ("mobilenetv4_conv_medium", 64),
+    "mobilenet_v4_conv_large": ("mobilenetv4_conv_large", 64),
+    "mobilenet_v4_hybrid_medium": ("mobilenetv4_hybrid_medium", 64),
+    "mobilenet_v4_hybrid_large": ("mobilenetv4_hybrid_large", 64),
+}
+WIDTHS = {
+    "mobilenet_v4_conv_small_050": "mobilenetv4_conv_small_050",
+    "mobilenet_v4_conv_small_035": "mobilenetv4_conv_small_035",
+    "mobilenet_v4_hybrid_medium_075": "mobilenetv4_hybrid_medium_075",
+    "mobilenet_v4_hybrid_large_075": "mobilenetv4_hybrid_large_075",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random BatchNorm statistics and affine terms, random layer scales, and every
+    conv/linear at a scale that keeps activations of order 1 through 40 blocks."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.5 + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / fan_in**0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):  # layer scale: far from its 1e-5 init, so the branches count
+                p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.25)
+    return model.eval()
+
+
+# Must hold exactly (timm 1.0.31 builds the same): 1000 classes, BN counted.
+EXACT_PARAMS = {
+    "mobilenet_v4_conv_small": 3_774_024,
+    "mobilenet_v4_conv_medium": 9_715_512,
+    "mobilenet_v4_conv_large": 32_590_864,
+    "mobilenet_v4_hybrid_medium": 11_074_648,
+    "mobilenet_v4_hybrid_large": 37_764_624,
+    "mobilenet_v4_conv_small_050": 2_238_952,
+    "mobilenet_v4_conv_small_035": 1_905_384,
+    "mobilenet_v4_hybrid_medium_075": 7_313_528,
+    "mobilenet_v4_hybrid_large_075": 22_754_984,
+}
+
+
+def test_registry_and_resolutions():
+    assert sorted(V4) == sorted(EXACT_PARAMS)
+    assert {n: MODELS[n].resolution for n in MAIN} == {
+        "mobilenet_v4_conv_small": 224, "mobilenet_v4_conv_medium": 256, "mobilenet_v4_conv_large": 384,
+        "mobilenet_v4_hybrid_medium": 256, "mobilenet_v4_hybrid_large": 384}
+
+
+@pytest.mark.parametrize("name", list(EXACT_PARAMS))
+def test_exact_params(name):
+    assert sum(p.numel() for p in create_model(name).parameters()) == EXACT_PARAMS[name]
+
+
+def test_exact_macs_conv_small():
+    assert profile(create_model("mobilenet_v4_conv_small"), 224).macs == 186_005_568
+
+
+@pytest.mark.parametrize("ours", list(MAIN))
+def test_timm_file_loads_with_same_logits_and_round_trips(ours, tmp_path):
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    peer_name, res = MAIN[ours]
+    peer = randomize(timm.create_model(peer_name, pretrained=False))
+    state = peer.state_dict()
+    path = tmp_path / f"{peer_name}.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    model = create_model(ours, pretrained=str(path)).eval()
+    x = torch.randn(2, 3, res, res, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        theirs, mine = peer(x), model(x)
+    scale = theirs.abs().max().item()
+    assert scale > 0.1
+    assert (theirs - mine).abs().max().item() <= 1e-5 * scale
+    back = to_timm(model)
+    assert back.keys() == state.keys()
+    assert all(torch.equal(back[k], state[k]) for k in state)
+    timm.create_model(peer_name, pretrained=False).load_state_dict(back, strict=True)
+
+
+@pytest.mark.parametrize("ours", list(WIDTHS))
+def test_reduced_widths_fit_timm_key_for_key(ours):
+    timm = pytest.importorskip("timm")
+    with torch.device("meta"):
+        state = timm.create_model(WIDTHS[ours], pretrained=False).state_dict()
+        model = create_model(ours)
+    mine = to_timm(model)
+    assert mine.keys() == state.keys()
+    assert all(mine[k].shape == state[k].shape for k in state)
+
+
+def test_name_inferred_from_timm_shapes_in12k():
+    timm = pytest.importorskip("timm")
+    with torch.device("meta"):
+        state = timm.create_model("mobilenetv4_conv_small_050", pretrained=False, num_classes=11821).state_dict()
+    state = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in state.items()}
+    model = from_timm(state)
+    assert model.model_name == "mobilenet_v4_conv_small_050" and model.num_classes == 11821
+
+
+def test_uib_instances_and_stride_placement():
+    def uib(start, mid, stride):
+        return UniversalInvertedBottleneck(16, 32, 16 if stride == 1 else 24, start, mid, stride, "relu")
+
+    assert [uib(s, m, 1).kind for s, m in ((3, 3), (0, 3), (3, 0), (0, 0))] == ["ExtraDW", "IB", "ConvNext", "FFN"]
+    extra = uib(5, 3, 2)  # stride on the middle dw when there is one
+    assert extra.start_dw.conv.stride == (1, 1) and extra.mid_dw.conv.stride == (2, 2)
+    convnext = uib(5, 0, 2)  # else on the start one
+    assert convnext.start_dw.conv.stride == (2, 2)
+    assert not hasattr(convnext.start_dw, "act")  # the start dw is linear
+    assert uib(3, 3, 1).use_residual and not extra.use_residual
+    with pytest.raises(ValueError, match="FFN"):
+        uib(0, 0, 2)
+
+
+def test_hybrid_blocks_have_layer_scale_and_mqa():
+    model = create_model("mobilenet_v4_hybrid_medium")
+    mqa = [b for b in model.blocks if isinstance(b, MobileMQA)]
+    assert len(mqa) == 8 and [b.kv_stride for b in mqa] == [2] * 4 + [1] * 4
+    assert all(float(b.layer_scale.gamma[0].detach()) == pytest.approx(1e-5) for b in mqa)
+    uibs = [b for b in model.blocks if isinstance(b, UniversalInvertedBottleneck)]
+    assert all(hasattr(b.layer_scale, "gamma") for b in uibs)
+    assert all(isinstance(b.layer_scale, nn.Identity) for b in create_model("mobilenet_v4_conv_medium").blocks
+               if isinstance(b, UniversalInvertedBottleneck))
+    assert isinstance(create_model("mobilenet_v4_hybrid_large").head_act, nn.GELU)
+
+
+def test_mqa_equals_broadcast_multi_query_attention():
+    """Folding the heads into the query sequence is the same arithmetic as one
+    shared key/value head broadcast over the query heads."""
+    torch.manual_seed(0)
+    block = MobileMQA(32, 32, heads=4, key_dim=8, kv_stride=2).eval()
+    x = torch.randn(2, 32, 6, 6)
+    b, _, h, w = x.shape
+    q = block.query(x).reshape(b, 4, 8, h * w).transpose(2, 3)  # [B, heads, N, d]
+    k = block.key(block.key_down(x)).flatten(2).transpose(1, 2).unsqueeze(1)  # [B, 1, M, d]
+    v = block.value(block.value_down(x)).flatten(2).transpose(1, 2).unsqueeze(1)
+    attn = (q @ k.transpose(-1, -2) / 8**0.5).softmax(-1) @ v  # [B, heads, N, d]
+    expected = block.output(attn.transpose(2, 3).reshape(b, 32, h, w))
+    torch.testing.assert_close(block.attend(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_matmuls_counted_as_macs():
+    model = create_model("mobilenet_v4_hybrid_medium")
+    res = 256
+    with_attention = profile(model, res).macs
+    layers_only = [0]
+    hooks = [m.register_forward_hook(lambda mod, i, o: layers_only.__setitem__(
+        0, layers_only[0] + o[0].numel() * (mod.weight[0].numel() if isinstance(mod, nn.Conv2d) else mod.in_features)))
+        for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, res, res))
+    for h in hooks:
+        h.remove()
+    # Four MQA at 16x16 (keys at 8x8) and four at 8x8 (keys at 8x8), 4 heads of 64:
+    # Q K^T and the weighted sum of V each cost queries x keys x 64.
+    attention = 4 * (4 * 256 * 64 * 64 * 2) + 4 * (4 * 64 * 64 * 64 * 2)
+    assert with_attention - layers_only[0] == attention
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v4_conv_small", "mobilenet_v4_hybrid_medium"])
+def test_model_interface(name):
+    model = create_model(name).eval()
+    x = torch.randn(2, 3, 96, 96)
+    feats = model.forward_features(x)
+    assert feats.shape == (2, 960, 3, 3)
+    assert model.forward_head(feats, pre_logits=True).shape == (2, 1280)
+    assert torch.equal(model.forward_head(feats), model(x))
+    model.reset_classifier(5)
+    assert model(x).shape == (2, 5)
+    features = create_model(name, features_only=True).eval()
+    assert [f.reduction for f in features.feature_info] == [2, 4, 8, 16, 32]
+    for fmap, info in zip(features(x), features.feature_info):
+        assert fmap.shape[1] == info.channels and fmap.shape[-1] == 96 // info.reduction
+    same = create_model(name, num_classes=5, padding="same").eval()
+    same.load_state_dict(model.state_dict())
+    program = torch.export.export(same, (x,))
+    torch.testing.assert_close(program.module()(x), same(x), rtol=1e-4, atol=1e-5)
+
+
+def test_feature_channels_match_timm():
+    timm = pytest.importorskip("timm")
+    for ours, theirs in (("mobilenet_v4_conv_small", "mobilenetv4_conv_small"),
+                         ("mobilenet_v4_hybrid_medium", "mobilenetv4_hybrid_medium")):
+        peer = timm.create_model(theirs, features_only=True, pretrained=False)
+        model = create_model(ours, features_only=True)
+        assert [f.channels for f in model.feature_info] == peer.feature_info.channels()
+        assert [f.reduction for f in model.feature_info] == peer.feature_info.reduction()
