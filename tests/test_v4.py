@@ -221,3 +221,64 @@ def test_feature_channels_match_timm():
         model = create_model(ours, features_only=True)
         assert [f.channels for f in model.feature_info] == peer.feature_info.channels()
         assert [f.reduction for f in model.feature_info] == peer.feature_info.reduction()
+
+
+# -- weights ------------------------------------------------------------------------------
+def test_every_trained_timm_v4_tag_is_listed_with_its_preprocessing():
+    """Every pretrained mobilenetv4_* tag timm lists (but the anti-aliased conv_aa/conv_blur
+    variants, another network) is ours, with timm's mean/std, crop and input size."""
+    pytest.importorskip("timm")
+    import timm.models.mobilenetv3 as timm_mnv3
+
+    from mobilenet.weights import hub
+
+    expected = {}
+    for arch, cfgs in timm_mnv3.default_cfgs.items():
+        if not arch.startswith("mobilenetv4_") or "_aa_" in arch or "_blur_" in arch:
+            continue
+        for tag, cfg in cfgs.cfgs.items():
+            if cfg.hf_hub_id:
+                expected[f"{arch.replace('mobilenetv4_', 'mobilenet_v4_')}.{tag}"] = cfg
+    ours = {t.name: t for t in hub.TAGS.values() if "_v4_" in t.model}
+    assert set(ours) == set(expected)
+    for name, cfg in expected.items():
+        p = ours[name].preprocess
+        res = cfg.input_size[-1]  # resize to floor(res / crop_pct), then the centre crop, as timm's eval
+        assert (p.resolution, round(res / p.crop_pct), p.interpolation) == (res, int(res / cfg.crop_pct),
+                                                                            cfg.interpolation), name
+        assert (tuple(p.mean), tuple(p.std)) == (tuple(cfg.mean), tuple(cfg.std)), name
+        assert ours[name].extra_data == ("in12k" in name)
+    assert hub.default_tag("mobilenet_v4_hybrid_medium").tag == "ix_e550_r256_in1k"  # in1k only
+
+
+def test_in12k_tag_loads_through_the_checked_cache_and_converts_back(tmp_path, monkeypatch):
+    import dataclasses
+    import hashlib
+
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    from mobilenet.weights import hub
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    peer = randomize(timm.create_model("mobilenetv4_conv_small", pretrained=False, num_classes=11821))
+    state = peer.state_dict()
+    served = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(served))
+    digest = hashlib.sha256(served.read_bytes()).hexdigest()
+    real = hub.TAGS["mobilenet_v4_conv_small.e2400_r224_in1k"]
+    fake = dataclasses.replace(real, tag="test_in12k", url=served.as_uri(), sha256=digest, extra_data=True)
+    monkeypatch.setitem(hub.TAGS, fake.name, fake)
+    model = create_model("mobilenet_v4_conv_small", pretrained="test_in12k")
+    assert model.num_classes == 11821 and model.pretrained_cfg["labels"] is None
+    assert model.pretrained_cfg["preprocess"]["resolution"] == 224
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), peer(x), rtol=1e-5, atol=1e-5 * peer(x).abs().max().item())
+    back = to_timm(model)
+    assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
+    bad = dataclasses.replace(fake, tag="test_bad", sha256="0" * 64)
+    monkeypatch.setitem(hub.TAGS, bad.name, bad)
+    (tmp_path / "hub" / "checkpoints" / fake.filename).rename(tmp_path / "moved")
+    with pytest.raises(Exception, match="sha256"):
+        create_model("mobilenet_v4_conv_small", pretrained="test_bad")
