@@ -282,3 +282,35 @@ def test_in12k_tag_loads_through_the_checked_cache_and_converts_back(tmp_path, m
     (tmp_path / "hub" / "checkpoints" / fake.filename).rename(tmp_path / "moved")
     with pytest.raises(Exception, match="sha256"):
         create_model("mobilenet_v4_conv_small", pretrained="test_bad")
+
+
+# -- mobilenet info ------------------------------------------------------------------------
+def test_info_layers_prints_the_live_model_for_every_version(capsys):
+    import json
+
+    from mobilenet.cli import main
+
+    names = ["mobilenet_v1_100", "mobilenet_v2_100", "mobilenet_v3_small_100", "mobilenet_v4_hybrid_medium"]
+    assert main(["info", "--layers", *names, "--json"]) == 0
+    tables = {t["model"]: t for t in json.loads(capsys.readouterr().out)}
+    v4 = tables["mobilenet_v4_hybrid_medium"]
+    assert v4["resolution"] == 256
+    model = create_model("mobilenet_v4_hybrid_medium")
+    rows = v4["rows"]
+    # stem, every block, the last conv, pool, head conv, classifier
+    assert len(rows) == 1 + len(model.blocks) + 1 + 3
+    assert rows[0] == {"input": "256x256x3", "operator": "conv2d 3x3", "start_dw": None, "mid_dw": None,
+                       "exp": None, "out": 32, "se": None, "act": "relu", "stride": 2, "module": "stem"}
+    third = rows[2]  # blocks.1: the first ExtraDW, 5x5 in the middle carrying the stride
+    assert (third["input"], third["operator"], third["start_dw"], third["mid_dw"], third["exp"], third["out"],
+            third["stride"]) == ("64x64x48", "UIB ExtraDW", 3, 5, 192, 80, 2)
+    assert sum(r["operator"].startswith("Mobile MQA") for r in rows) == 8
+    assert rows[-2]["operator"] == "conv2d 1x1, BN" and rows[-2]["out"] == 1280
+    v3 = tables["mobilenet_v3_small_100"]["rows"]
+    assert (v3[1]["operator"], v3[1]["exp"], v3[1]["out"], v3[1]["se"], v3[1]["act"]) == (
+        "bneck 3x3", 16, 16, True, "relu")  # Table 2, first bneck
+    assert tables["mobilenet_v1_100"]["rows"][-3]["input"] == "7x7x1024"
+    assert main(["info", "--layers", "mobilenet_v4_conv_small"]) == 0
+    out = capsys.readouterr().out
+    assert "UIB ExtraDW" in out and "start dw" in out and "224x224x3" in out
+    assert main(["info", "--layers"]) == 2

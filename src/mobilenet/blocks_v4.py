@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvNormAct, eager_in_place, make_conv
+from .layers import ConvNormAct, act_name, eager_in_place, make_conv
 
 
 class LayerScale(nn.Module):
@@ -81,7 +81,7 @@ class UniversalInvertedBottleneck(nn.Module):
     def describe(self) -> dict:
         return {"operator": f"UIB {self.kind}", "start_dw": self.start_kernel or None,
                 "mid_dw": self.mid_kernel or None, "exp": self.exp_channels, "out": self.out_channels,
-                "stride": self.stride}
+                "act": act_name(self), "stride": self.stride}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layer_scale(self.project(self.mid_dw(self.expand(self.start_dw(x)))))
@@ -104,7 +104,7 @@ class FusedInvertedBottleneck(nn.Module):
 
     def describe(self) -> dict:
         return {"operator": f"FusedIB {self.kernel}x{self.kernel}", "exp": self.exp_channels,
-                "out": self.out_channels, "stride": self.stride}
+                "out": self.out_channels, "act": act_name(self), "stride": self.stride}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.expand(x))

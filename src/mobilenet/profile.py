@@ -99,7 +99,8 @@ def profile(model: nn.Module, resolution: int = 224) -> Profile:
     finally:
         model.train(was_training)
     params = sum(p.numel() for p in model.parameters())
-    bn_params = sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
+    bn_params = sum(p.numel() for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))
+                    for p in m.parameters())
     classifier = getattr(model, "classifier", None)
     extra_params = extra_macs = 0
     if isinstance(classifier, nn.Linear):  # one more output for TF-slim's background class
