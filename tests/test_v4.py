@@ -314,3 +314,15 @@ def test_info_layers_prints_the_live_model_for_every_version(capsys):
     out = capsys.readouterr().out
     assert "UIB ExtraDW" in out and "start dw" in out and "224x224x3" in out
     assert main(["info", "--layers"]) == 2
+
+
+def test_paper_recipe_v4():
+    from mobilenet.train.config import resolve_config
+
+    small = resolve_config({"recipe": "paper", "model": "mobilenet_v4_conv_small", "batch_size": 4096})
+    assert (small.optimizer, small.peak_lr(), small.weight_decay, small.dropout, small.ema_decay) == (
+        "adamw", 0.002, 0.01, 0.3, 0.9999)
+    assert small.schedule == "cosine" and small.label_smoothing == 0.1 and not small.decay_norm
+    assert small.warmup_epochs == pytest.approx(4.99, abs=0.01)  # 1560 steps of 4096 images
+    hybrid = resolve_config({"recipe": "paper", "model": "mobilenet_v4_hybrid_medium_075", "batch_size": 1024})
+    assert hybrid.peak_lr() == pytest.approx(0.016 / 16) and hybrid.weight_decay == 0.1 and hybrid.epochs == 500
