@@ -13,6 +13,7 @@ from torch import nn
 from .v1 import MobileNetV1
 from .v2 import MobileNetV2
 from .v3 import MobileNetV3
+from .v4 import MobileNetV4
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,15 @@ def _specs() -> dict[str, ModelSpec]:
         specs.append(
             ModelSpec(f"mobilenet_v3_{config}_minimal_100", MobileNetV3, {"config": config, "minimal": True})
         )
+    # V4 at the resolution of the paper's Table 5 (S 224, M 256, L 384); the reduced widths,
+    # which the paper does not have, at the input size of timm's config for them.
+    for config, width, res in (("conv_small", "", 224), ("conv_small", "050", 224), ("conv_small", "035", 224),
+                               ("conv_medium", "", 256), ("conv_large", "", 384), ("hybrid_medium", "", 256),
+                               ("hybrid_medium", "075", 224), ("hybrid_large", "", 384),
+                               ("hybrid_large", "075", 256)):
+        kwargs = {"config": config, **({"width": _width(width)} if width else {})}
+        name = f"mobilenet_v4_{config}" + (f"_{width}" if width else "")
+        specs.append(ModelSpec(name, MobileNetV4, kwargs, resolution=res))
     return {s.name: s for s in specs}
 
 
