@@ -227,3 +227,45 @@ def test_info_shows_dense_models_at_their_input_size(capsys):
     assert (lraspp["resolution"], lraspp["params"], round(lraspp["macs"] / 1e9, 3)) == (520, 3_221_538, 2.086)
     assert any("Table 7" in ref["source"] for ref in lraspp["published"])
     assert rows["deeplabv3_mobilenet_v2_100"]["resolution"] == 512
+
+
+def test_imagenet_classifier_file_as_backbone(tmp_path):
+    """Our own / torchvision's classifier checkpoint becomes the backbone; the head stays fresh."""
+    classifier = randomise(create_model("mobilenet_v3_small_100"))
+    from mobilenet.weights import to_torchvision as classifier_to_torchvision
+
+    path = tmp_path / "tv_v3s.pth"
+    torch.save(classifier_to_torchvision(classifier), path)
+    model = create_model("lraspp_mobilenet_v3_small", pretrained_backbone=path).eval()
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, classifier.state_dict()[key]), key
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():  # the stride-8 map is before any dilation: the classifier's own
+        low = model.backbone(x)[0]
+        ref = classifier.blocks[: int(model.feature_info[0].module.split(".")[1]) + 1](classifier.stem(x))
+    assert torch.equal(low, ref)
+    assert model.pretrained_cfg["preprocess"]["resolution"] == 520
+    with pytest.raises(WeightsError, match="reduced_tail=True changes the last stage"):
+        create_model("lraspp_mobilenet_v3_small", pretrained_backbone=path, reduced_tail=True)
+    with pytest.raises(WeightsError, match="pretrained_backbone for mobilenet_v3_large_100"):
+        create_model("lraspp_mobilenet_v3_large", pretrained_backbone=path)
+
+
+def test_tflite_classifier_as_backbone():
+    """Google's TFLite V2 (quantised, imported) as the backbone of the V2 paper's mobile DeepLabv3."""
+    from mobilenet.layers import SameConv2d
+    from mobilenet.weights import load_tflite
+
+    path = shared_path("tflite", "mobilenet_v2_1.0_224_quant.tflite")
+    classifier, _ = load_tflite(path)
+    model = create_model("deeplabv3_mobilenet_v2_100", pretrained_backbone=path).eval()
+    assert isinstance(model.backbone.stem.conv, SameConv2d)  # TensorFlow padding travels with the weights
+    # and so does its (x - 128) / 128 input scaling
+    assert tuple(model.pretrained_cfg["preprocess"]["mean"]) == tuple(classifier.pretrained_cfg["preprocess"]["mean"])
+    assert model.pretrained_cfg["preprocess"]["mean"][0] == pytest.approx(128 / 255)
+    state = classifier.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in model.backbone.state_dict().items())
+    with pytest.raises(WeightsError, match="holds mobilenet_v2_100, not mobilenet_v3_large_100"):
+        create_model("lraspp_mobilenet_v3_large", pretrained_backbone=path)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 21, 64, 64)

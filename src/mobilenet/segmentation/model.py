@@ -9,6 +9,7 @@ registered backbone (``create_model("lraspp", backbone="mobilenet_v2_100")``).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import torch
@@ -65,6 +66,9 @@ class SegmentationModel(nn.Module):
     (which is then not built: the V2 paper's "second last feature map"); ``aux=True`` adds torchvision's auxiliary FCN head on the
     stride-8 map (``forward_aux``). ``output_stride`` and ``reduced_tail`` are the
     backbone's options; ``head_width`` is the head's F (128 LR-ASPP, 256 DeepLabV3).
+    ``pretrained_backbone``: an ImageNet classifier's weights for the backbone (a tag
+    such as ``"tv2_in1k"``, ``True``, or a file: ours, torchvision's, timm's or a
+    TFLite classifier); its padding, BatchNorm eps and preprocessing come with it.
     """
 
     task = "segmentation"
@@ -86,6 +90,7 @@ class SegmentationModel(nn.Module):
         aux: bool = False,
         padding: str = "symmetric",
         bn_eps: float | None = None,
+        pretrained_backbone: str | os.PathLike | bool | None = None,
     ) -> None:
         super().__init__()
         check_choice("head", head, HEADS)
@@ -96,6 +101,12 @@ class SegmentationModel(nn.Module):
         if head == "lraspp" and (tuple(aspp_rates) != (12, 24, 36) or not head_conv):
             raise ValueError("aspp_rates and head_conv are options of head='deeplabv3', not 'lraspp'")
         spec = _backbone_spec(backbone)
+        classifier = None
+        if pretrained_backbone not in (None, False):
+            from .weights import load_backbone_classifier
+
+            classifier = load_backbone_classifier(backbone, pretrained_backbone)
+            padding, bn_eps = classifier.arch_args["padding"], classifier.arch_args["bn_eps"]
         options = {"padding": padding, **({"bn_eps": bn_eps} if bn_eps is not None else {})}
         self.backbone: MobileNet = spec.build(n_classes=0, input_channel=input_channel, features_only=True,
                                               output_stride=output_stride, reduced_tail=reduced_tail, **options)
@@ -122,6 +133,10 @@ class SegmentationModel(nn.Module):
         init_weights(self.head)
         if self.aux_head is not None:
             init_weights(self.aux_head)
+        if classifier is not None:
+            from .weights import copy_backbone
+
+            copy_backbone(self, classifier)
 
     @property
     def feature_info(self):

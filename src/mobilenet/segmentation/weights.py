@@ -205,3 +205,47 @@ def load_pretrained(name: str, pretrained: Any, *, num_classes: int | None = Non
     model.model_name = name
     model.pretrained_cfg = cfg
     return model.eval()
+
+
+# -- an ImageNet classifier as the backbone of a new dense model --------------------------
+def load_backbone_classifier(backbone: str, pretrained: Any) -> nn.Module:
+    """The classifier ``pretrained`` names (a tag, ``True`` or a file; ``.tflite`` files
+    through :func:`mobilenet.weights.load_tflite`), checked to be ``backbone``."""
+    from ..registry import create_model
+
+    if not isinstance(pretrained, (bool, str, os.PathLike)) or pretrained == "":
+        raise TypeError(f"pretrained_backbone must be True, a tag or a file path, got {pretrained!r}")
+    if pretrained is not True and str(pretrained).endswith(".tflite"):
+        from ..weights import load_tflite
+
+        classifier, info = load_tflite(pretrained)
+        found = info.get("model_name")
+        if found != backbone:
+            raise WeightsError(f"{pretrained}: holds {found or 'a MobileNet with no registered name'}, not {backbone}; "
+                               f"pass backbone={found!r} (e.g. create_model('lraspp', backbone={found!r}, ...))")
+        return classifier
+    try:
+        return create_model(backbone, pretrained=pretrained)
+    except WeightsError as exc:
+        raise WeightsError(f"pretrained_backbone for {backbone}: {exc}") from None
+
+
+def copy_backbone(model: SegmentationModel, classifier: nn.Module) -> None:
+    """Every backbone tensor from ``classifier`` (the head's layers are left fresh)."""
+    theirs = classifier.state_dict()
+    ours = model.backbone.state_dict()
+    missing = [k for k in ours if k not in theirs]
+    wrong = [k for k in ours if k in theirs and theirs[k].shape != ours[k].shape]
+    if missing or wrong:
+        raise WeightsError(f"the pretrained backbone does not fit this model's backbone: missing {missing[:3]}, "
+                           f"other shapes {wrong[:3]} (reduced_tail=True changes the last stage: it cannot "
+                           "take ImageNet weights there)")
+    model.backbone.load_state_dict({k: theirs[k] for k in ours}, strict=True)
+    cfg = getattr(classifier, "pretrained_cfg", None) or {}
+    pre = Preprocess.from_dict(cfg["preprocess"]) if cfg.get("preprocess") else Preprocess()
+    model.pretrained_cfg = {
+        "preprocess": Preprocess(resolution=SEG_PREPROCESS.resolution, crop_pct=1.0, interpolation=pre.interpolation,
+                                 mean=pre.mean, std=pre.std).to_dict(),
+        "labels": None,
+        "source": f"backbone: {cfg.get('source', 'pretrained classifier')}",
+    }
