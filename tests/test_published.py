@@ -47,7 +47,7 @@ def test_registry_names_match_the_registry():
         from mobilenet.registry import MODELS
     except Exception as exc:  # the registry is being written in parallel
         pytest.skip(f"registry not importable: {exc}")
-    assert set(REGISTRY_NAMES) == set(MODELS)
+    assert set(REGISTRY_NAMES) == {name for name in MODELS if name.startswith("mobilenet_")}
 
 
 @pytest.mark.parametrize("name", [n for n in REGISTRY_NAMES if "_v4_" not in n])

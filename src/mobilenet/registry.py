@@ -22,6 +22,7 @@ class ModelSpec:
     cls: type[nn.Module]
     kwargs: dict[str, Any] = field(default_factory=dict)
     resolution: int = 224  # the resolution its published figures use
+    num_classes: int = 1000  # the default class count (dense models: their label set's)
 
     def build(self, **options: Any) -> nn.Module:
         return self.cls(**self.kwargs, **options)
@@ -56,6 +57,16 @@ def _specs() -> dict[str, ModelSpec]:
 
 
 MODELS: dict[str, ModelSpec] = _specs()
+
+
+def _register_segmentation() -> None:
+    from .segmentation.model import SEGMENTATION_MODELS, SegmentationModel
+
+    for name, (kwargs, resolution) in SEGMENTATION_MODELS.items():
+        MODELS[name] = ModelSpec(name, SegmentationModel, kwargs, resolution, num_classes=21)
+
+
+_register_segmentation()
 
 # The registry speaks timm's argument names; the classes keep the names of the
 # original educational repo (n_classes, input_channel).
@@ -119,7 +130,9 @@ def create_model(
             raise TypeError(f"pretrained must be True, a tag or a file path, got {pretrained!r}")
         from .weights.hub import load_pretrained
 
+        # A model class with its own weights formats (the dense models) loads them itself.
+        load_pretrained = getattr(spec.cls, "load_pretrained", load_pretrained)
         return load_pretrained(name, pretrained, num_classes=num_classes, in_chans=in_chans, **options)
-    model = spec.build(n_classes=1000 if num_classes is None else num_classes, input_channel=in_chans, **options)
+    model = spec.build(n_classes=spec.num_classes if num_classes is None else num_classes, input_channel=in_chans, **options)
     model.model_name = name
     return model

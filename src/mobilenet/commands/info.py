@@ -55,8 +55,19 @@ def model_info(name: str, resolution: int, stats=None) -> dict:
                 "note": ref.note,
             }
             for ref in published_for(name, resolution)
-        ],
+        ] + dense_references(name),
     }
+
+
+def dense_references(name: str) -> list[dict]:
+    """A segmentation model's published figures; each says the configuration and input it was counted at."""
+    from ..published import dense_published_for
+
+    return [{"top1": None, "miou": ref.miou, "params_m": ref.params_m, "madds_m": round(ref.madds_b * 1000),
+             "convention": "paper", "source": ref.source,
+             "note": f"{ref.height}x{ref.width}, {ref.classes} classes"
+                     + "".join(f", {k}={v}" for k, v in ref.options) + f"; mIoU {ref.miou}; {ref.note}"}
+            for ref in dense_published_for(name)]
 
 
 def resolve_names(patterns: list[str]) -> list[str]:
