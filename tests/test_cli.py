@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mobilenet import list_models
+from mobilenet import MODELS, list_models
 from mobilenet.cli import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +19,7 @@ def test_info_json_lists_every_model(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in rows] == list_models()
     for row in rows:
-        assert row["params"] > 0 and row["macs"] > 0 and row["resolution"] == 224
+        assert row["params"] > 0 and row["macs"] > 0 and row["resolution"] == MODELS[row["model"]].resolution
         assert row["published"], f"{row['model']} has no published reference"
         assert all(ref["source"] for ref in row["published"])
     v2 = next(r for r in rows if r["model"] == "mobilenet_v2_100")

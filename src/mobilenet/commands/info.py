@@ -28,9 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def model_info(name: str, resolution: int) -> dict:
     """The row `mobilenet info` prints for one model at one resolution."""
-    from ..published import published_for
+    from ..published import published_detection_for, published_for
 
     stats = profile(create_model(name), resolution)
+    detection = [{"coco_map": ref.coco_map, "top1": None, "params_m": ref.params_m, "madds_m": ref.madds_m,
+                  "convention": ref.convention, "source": ref.source, "note": ref.note}
+                 for ref in published_detection_for(name, resolution)]
     return {
         "model": name,
         "resolution": resolution,
@@ -48,7 +51,7 @@ def model_info(name: str, resolution: int) -> dict:
                 "note": ref.note,
             }
             for ref in published_for(name, resolution)
-        ],
+        ] + detection,
     }
 
 
@@ -140,12 +143,15 @@ def run(args: argparse.Namespace) -> int:
                     "pub params (M)": ref.get("params_m"),
                     "pub MAdds (M)": ref.get("madds_m"),
                     "pub top-1": ref.get("top1"),
+                    "pub mAP": ref.get("coco_map"),
                     "source": ref.get("source", "") + (f" ({ref['note']})" if ref.get("note") else ""),
                 }
             )
             lines.append(line)
     columns = ["model", "res", "params", "MACs (M)", "TF-slim params", "pub params (M)", "pub MAdds (M)",
                "pub top-1", "source"]
+    if any(ref.get("coco_map") is not None for row in rows for ref in row["published"]):
+        columns.insert(-1, "pub mAP")  # detectors: COCO box AP
     print(format_table(lines, columns))
     print("\nparams/MACs: ours, PyTorch convention (BN counted, 1000 classes). "
           "TF-slim params: BN folded away, 1001 classes, as TF-slim's tables count.")
