@@ -432,3 +432,44 @@ DENSE_PUBLISHED: tuple[PublishedDense, ...] = (
 
 def dense_published_for(model: str) -> list[PublishedDense]:
     return [p for p in DENSE_PUBLISHED if p.model == model]
+# -- Detectors: SSDLite on COCO at 320x320 -------------------------------------
+@dataclass(frozen=True)
+class PublishedDetection:
+    model: str  # our registry name, e.g. "ssdlite320_mobilenet_v3_large"
+    resolution: int
+    coco_map: float | None  # COCO box AP (0.5:0.95), percent
+    madds_m: float | None
+    params_m: float | None
+    source: str
+    convention: str  # "paper" | "pytorch"
+    note: str = ""
+    pixel1_ms: float | None = None
+
+
+DETECTION_NAMES: tuple[str, ...] = (
+    "ssdlite320_mobilenet_v3_large", "ssdlite320_mobilenet_v3_small", "ssdlite320_mobilenet_v2_100",
+)
+V2_PAPER_T6 = "MobileNetV2 paper (arXiv 1801.04381), Table 6"
+V3_PAPER_T6 = "MobileNetV3 paper (arXiv 1905.02244v5), Table 6"
+TV_SSDLITE = "torchvision SSDLite320_MobileNet_V3_Large_Weights.COCO_V1"
+# The papers' SSDLite is TensorFlow's Object Detection API model (COCO test-dev, BN folded,
+# 3 boxes on the first map); ours and torchvision's count BN and give every map 6 boxes.
+# "reduced tail" (V3 paper's dagger) = channels between C4 and C5 halved, our default for V3.
+DETECTION_PUBLISHED: tuple[PublishedDetection, ...] = (
+    PublishedDetection("ssdlite320_mobilenet_v2_100", 320, 22.1, 800, 4.3, V2_PAPER_T6, "paper",
+                       "COCO test-dev", 200),
+    PublishedDetection("ssdlite320_mobilenet_v2_100", 320, 22.1, 800, 4.3, V3_PAPER_T6, "paper",
+                       "COCO test; Pixel-1 latency re-measured", 162),
+    PublishedDetection("ssdlite320_mobilenet_v3_large", 320, 22.0, 510, 3.22, V3_PAPER_T6, "paper",
+                       "reduced tail (V3 dagger); full tail: 22.0 mAP, 620M, 4.97M, 137 ms", 119),
+    PublishedDetection("ssdlite320_mobilenet_v3_small", 320, 16.1, 160, 1.77, V3_PAPER_T6, "paper",
+                       "reduced tail (V3-Small dagger); full tail: 16.0 mAP, 210M, 2.49M, 52 ms", 43),
+    PublishedDetection("ssdlite320_mobilenet_v3_large", 320, 21.3, None, 3.44006, TV_SSDLITE, "pytorch",
+                       "COCO val2017 box mAP; 3,440,060 params; its '_ops' (GFLOPS column) 0.583"),
+)
+
+
+def published_detection_for(model: str, resolution: int | None = None) -> list[PublishedDetection]:
+    """Every published detection row for ``model`` (at ``resolution`` if given); [] if none."""
+    return [p for p in DETECTION_PUBLISHED
+            if p.model == model and (resolution is None or p.resolution == resolution)]

@@ -55,7 +55,7 @@ def model_info(name: str, resolution: int, stats=None) -> dict:
                 "note": ref.note,
             }
             for ref in published_for(name, resolution)
-        ] + dense_references(name),
+        ] + dense_references(name) + detection_references(name, resolution),
     }
 
 
@@ -68,6 +68,15 @@ def dense_references(name: str) -> list[dict]:
              "note": f"{ref.height}x{ref.width}, {ref.classes} classes"
                      + "".join(f", {k}={v}" for k, v in ref.options) + f"; mIoU {ref.miou}; {ref.note}"}
             for ref in dense_published_for(name)]
+
+
+def detection_references(name: str, resolution: int) -> list[dict]:
+    """A detector's published figures (COCO box AP)."""
+    from ..published import published_detection_for
+
+    return [{"coco_map": ref.coco_map, "top1": None, "params_m": ref.params_m, "madds_m": ref.madds_m,
+             "convention": ref.convention, "source": ref.source, "note": ref.note}
+            for ref in published_detection_for(name, resolution)]
 
 
 def resolve_names(patterns: list[str]) -> list[str]:
@@ -200,12 +209,15 @@ def run(args: argparse.Namespace) -> int:
                     "pub params (M)": ref.get("params_m"),
                     "pub MAdds (M)": ref.get("madds_m"),
                     "pub top-1": ref.get("top1"),
+                    "pub mAP": ref.get("coco_map"),
                     "source": ref.get("source", "") + (f" ({ref['note']})" if ref.get("note") else ""),
                 }
             )
             lines.append(line)
     columns = ["model", "res", "params", "MACs (M)", "TF-slim params", "pub params (M)", "pub MAdds (M)",
                "pub top-1", "source"]
+    if any(ref.get("coco_map") is not None for row in rows for ref in row["published"]):
+        columns.insert(-1, "pub mAP")  # detectors: COCO box AP
     print(format_table(lines, columns))
     print("\nparams/MACs: ours, PyTorch convention (BN counted, 1000 classes). "
           "TF-slim params: BN folded away, 1001 classes, as TF-slim's tables count.")
