@@ -13,6 +13,8 @@ DEFAULT_MODELS = ["mobilenet_v1_100", "mobilenet_v2_100", "mobilenet_v3_large_10
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..bench.routes import BF16_RUNTIMES, INT8_RUNTIMES, RUNTIMES
+
     p = sub.add_parser(
         "bench",
         help="latency and throughput per model and runtime, side by side with torchvision and timm",
@@ -22,8 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("models", nargs="*", metavar="MODEL", help=f"model names or patterns (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--runtime", default="eager", metavar="LIST",
-                   help="comma-separated: eager, channels_last, compile, onnxruntime, executorch (default: eager)")
-    p.add_argument("--int8", action="store_true", help="also time our int8 models (ONNX Runtime / ExecuTorch runtimes)")
+                   help=f"comma-separated: {', '.join(RUNTIMES)} (default: eager)")
+    p.add_argument("--int8", action="store_true",
+                   help=f"also time our int8 models (under {', '.join(INT8_RUNTIMES)} where listed in --runtime)")
+    p.add_argument("--bf16", action="store_true",
+                   help=f"also time our models in bf16 (under {', '.join(BF16_RUNTIMES) or 'no runtime'}, on a CPU with "
+                   "native bf16)")
     p.add_argument("--calib", metavar="DIR",
                    help="images to calibrate --int8 on (default: random batches; speed does not depend on them)")
     p.add_argument("--batch", default="1", metavar="LIST", help="comma-separated batch sizes (default: 1)")
@@ -153,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     try:
         report = benchmark(names, runtimes=runtimes, batches=batches, resolution=args.resolution,
-                           threads=threads, compare=compare, int8=args.int8, schedule=schedule, calib=args.calib,
+                           threads=threads, compare=compare, int8=args.int8, bf16=args.bf16, schedule=schedule,
+                           calib=args.calib,
                            progress=progress)
         if shapes:
             train = benchmark_training(names, shapes=shapes, threads=threads, compare=compare,
