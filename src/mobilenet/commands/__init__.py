@@ -14,6 +14,30 @@ class CommandError(Exception):
     """A user error: printed as one line, exit status 2, no traceback."""
 
 
+class LazyChoices:
+    """argparse ``choices`` read from ``module.NAME`` (a sequence, or a function returning one) only when an argument is checked or its
+    help shown, so that building the parser (``mobilenet --help``) imports no torch. Give the
+    argument a ``metavar``: argparse lists the choices in the metavar when it has none."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def _values(self) -> tuple:
+        import importlib
+
+        value = getattr(importlib.import_module(self.module), self.name)
+        return tuple(value() if callable(value) else value)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values()
+
+    def __iter__(self):
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+
 def print_json(obj: Any) -> None:
     """Strict JSON: NaN and infinities (which JSON cannot hold) are written as null."""
     json.dump(_finite(obj), sys.stdout, indent=2, default=str, allow_nan=False)

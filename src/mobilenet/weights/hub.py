@@ -95,7 +95,7 @@ def _tag_of(ws: WeightSource) -> WeightTag:
                             mean=tuple(ws.mean), std=tuple(ws.std))
     return WeightTag(ws.model, tag, ws.source, url, sha, ws.licence, ws.top1, preprocess, ws.original_name
                      if "." in ws.original_name else f"{ws.original_name}.{ws.tag}",
-                     tf_ported, "in21k" in ws.tag, ws.note)
+                     tf_ported, "in21k" in ws.tag or "in12k" in ws.tag, ws.note)
 
 
 TAGS: dict[str, WeightTag] = {t.name: t for t in map(_tag_of, WEIGHT_SOURCES)}
@@ -240,8 +240,6 @@ def read_checkpoint(path: str | os.PathLike, name: str | None = None) -> tuple[d
         state = unwrap(state)
         check_finite(state, name)
         return state, None
-    import json
-
     from safetensors import safe_open
 
     try:
@@ -252,7 +250,12 @@ def read_checkpoint(path: str | os.PathLike, name: str | None = None) -> tuple[d
         raise WeightsError(f"{name}: not a readable checkpoint (.safetensors, .pth or .bin): {exc}") from None
     state = unwrap(state)
     check_finite(state, name)
-    return state, (json.loads(meta) if meta else None)
+    if not meta:
+        return state, None
+    from .metadata import parse, validate
+    from .store import architectures
+
+    return state, validate(parse(meta, name), name, architectures())
 
 
 # -- create_model(name, pretrained=...) -------------------------------------------------------
