@@ -99,6 +99,9 @@ class Trainer:
             self.rundir = RunDir.new(cfg.output, cfg.name, f"{what}-{Path(cfg.data).name or 'data'}",
                                      overwrite=self.overwrite)
         self.run_dir = self.rundir.path
+        if self.rundir.unlocked:
+            self.log(f"warning: cannot lock {self.run_dir} ({self.rundir.unlocked}); nothing stops another run "
+                     "from writing into it")
         if self.rundir.removed:
             self.log(f"removed {len(self.rundir.removed)} temporary file(s) a killed run left in {self.run_dir}: "
                      f"{', '.join(self.rundir.removed)}")

@@ -54,6 +54,7 @@ class RunDir:
         self.path, self.created = path, created
         self.removed: list[str] = []  # stale temporaries found and removed
         self.fresh = created  # holds no run files but ours
+        self.unlocked: str | None = None  # why the folder could not be locked, if it could not
         self._fd: int | None = None
 
     @classmethod
@@ -154,9 +155,10 @@ class RunDir:
                 os.close(fd)
                 raise RunDirError(f"{self.path} is in use by {holder}; wait for that run to end, or choose "
                                   "another --name") from None
-            except OSError as exc:
+            except OSError as exc:  # a file system without locks (some network mounts): run, but say so
                 os.close(fd)
-                raise RunDirError(f"{self.path}: cannot lock the run folder ({exc.strerror or exc})") from None
+                self.unlocked = exc.strerror or str(exc)
+                return
             # The holder before us unlinks the file as it lets go: if we locked that
             # unlinked file, the lock protects nothing; take the new one.
             try:
