@@ -71,10 +71,16 @@ WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # run as a program (not called from Python): may re-execute
-        argv = sys.argv[1:]
-        _reexec_with_malloc_tunables(argv)
+    reexec = argv is None  # run as a program (not called from Python): may re-execute
+    argv = sys.argv[1:] if argv is None else argv
+    # Parsing imports no torch, and --help, --version or a bad argument exit here: they
+    # neither re-execute nor load torch (a second).
     args = build_parser().parse_args(argv)
+    if reexec:
+        _reexec_with_malloc_tunables(argv)
+    from .quiet import dependency_noise
+
+    dependency_noise()  # known dependency warnings a user cannot act on (mobilenet.quiet)
     try:
         return args.func(args) or 0
     except CommandError as exc:

@@ -34,7 +34,7 @@ def load_model(weights: str | os.PathLike | None = None, name: str | None = None
                pretrained: bool | str | None = None) -> nn.Module:
     """A model with weights: any weights file the commands take (see
     :mod:`mobilenet.weights.sources`: ours, a run folder, torchvision's or timm's
-    checkpoint, TFLite, or an exported .onnx/.pte/.pt2/TorchScript file), or
+    checkpoint, TFLite, or a file ``mobilenet export`` wrote, run in its runtime), or
     ``name`` with an official tag."""
     from .registry import create_model
     from .weights.sources import load_weights_file

@@ -22,7 +22,7 @@ def load_pretrained_model(source: str, model_name: str | None = None) -> nn.Modu
     if Path(source).exists() or _is_path(source):
         return load_weights_file(source, model_name)
     if model_name is None:
-        raise ValueError(f"--pretrained {source}: an official tag needs --model (which model's tag it is)")
+        raise ValueError(f"--pretrained {source}: no such file (a weights tag needs --model NAME too)")
     return create_model(model_name, pretrained=source)
 
 

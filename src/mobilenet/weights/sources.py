@@ -6,7 +6,7 @@
   the model found from their shapes when not named;
 - Google's TFLite classifiers (``.tflite``);
 - files written by ``mobilenet export`` / ``quantize`` (``.onnx``, ``.pte``, ``.pt2``,
-  TorchScript): these run in their own runtime, so commands that only run a model
+  TorchScript, OpenVINO ``.xml``...: :mod:`mobilenet.runtimes`): these run in their own runtime, so commands that only run a model
   (``eval``, ``predict``) take them; those that need PyTorch weights (``export``,
   ``quantize``, ``train --pretrained``, ``create_model``) say so in one line.
 
@@ -24,7 +24,6 @@ from torch import nn
 
 from .store import WeightsError
 
-RUNTIME_SUFFIXES = (".onnx", ".pte", ".pt2", ".ts")
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".tflite")
 WEIGHTS_FILE = "weights.safetensors"  # in a run folder
 
@@ -43,6 +42,14 @@ def resolve(source: str | os.PathLike) -> Path:
     return path
 
 
+def runtime_suffixes() -> tuple[str, ...]:
+    """Suffixes of files written for a runtime (.onnx, .pte, .xml, ...); .tflite files
+    are read as weights instead."""
+    from ..runtimes import suffixes
+
+    return tuple(s for s in suffixes() if s not in WEIGHT_SUFFIXES)
+
+
 def kind_of(path: Path) -> Kind:
     """What ``path`` holds, from its first bytes where they tell (not its name alone)."""
     with open(path, "rb") as f:
@@ -50,7 +57,7 @@ def kind_of(path: Path) -> Kind:
     suffix = path.suffix.lower()
     if head[4:8] == b"TFL3" or suffix == ".tflite":
         return "tflite"
-    if suffix in RUNTIME_SUFFIXES or (head[4:6] == b"ET" and head[6:8].isdigit()):  # ExecuTorch's "ET12"
+    if suffix in runtime_suffixes() or (head[4:6] == b"ET" and head[6:8].isdigit()):  # ExecuTorch's "ET12"
         return "runtime"
     if head[:4] == b"PK\x03\x04" and _is_torchscript_or_program(path):
         return "runtime"  # a TorchScript or torch.export archive named .pt
@@ -90,16 +97,19 @@ def load_weights_file(source: str | os.PathLike, model_name: str | None = None, 
     if kind == "runtime":
         if not runtime:
             raise runtime_only(path)
-        from ..export import ExportError, load_artifact
+        from ..runtimes import ExportError, load_artifact
 
         try:
             return load_artifact(path).as_module()
         except ExportError as exc:
             raise WeightsError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
     if kind == "tflite":
+        from .store import check_finite
         from .tflite import load_tflite
 
-        return load_tflite(path)[0]
+        model = load_tflite(path)[0]
+        check_finite(model.state_dict(), path)
+        return model
     if kind == "ours":
         from .store import load_weights
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,18 @@ class WeightsError(ValueError):
     """A weights file we cannot use; the message names the file and what to do."""
 
 
+def check_finite(tensors: Mapping[str, Any], source: str | os.PathLike) -> None:
+    """Refuse weights holding NaN or inf (what a diverged training run leaves): a model
+    built from them answers NaN for every input."""
+    import torch
+
+    for key, t in tensors.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+            raise WeightsError(f"{source}: tensor {key} holds {nan} NaN and {inf} inf values of {t.numel()} "
+                               "(weights of a diverged training run?); refusing to load it")
+
+
 def _require_safetensors() -> None:
     try:
         import safetensors  # noqa: F401
@@ -36,9 +49,10 @@ def _require_safetensors() -> None:
 def architectures() -> dict[str, type[nn.Module]]:
     from ..v1 import MobileNetV1
     from ..v2 import MobileNetV2
+    from ..segmentation import SegmentationModel
     from ..v3 import MobileNetV3
 
-    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3)}
+    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3, SegmentationModel)}
 
 
 def describe(model: nn.Module, preprocess: Preprocess | None = None, labels: list[str] | None = None,
@@ -143,8 +157,10 @@ def load_weights(path: str | os.PathLike) -> nn.Module:
             "mobilenet.create_model(NAME, pretrained=PATH)"
         )
     model = build_from_metadata(meta, str(path), tensor_shapes(path))
+    tensors = load_file(str(path))
+    check_finite(tensors, path)
     try:
-        model.load_state_dict(load_file(str(path)), strict=True)
+        model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise WeightsError(f"{path}: tensors do not fit its own metadata: {exc}") from None
     return model.eval()
