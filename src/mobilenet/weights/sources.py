@@ -74,7 +74,7 @@ def _is_torchscript_or_program(path: Path) -> bool:
             names = z.namelist()
     except (zipfile.BadZipFile, OSError):
         return False
-    # as mobilenet.export.detect_format tells them apart from a torch.save checkpoint
+    # as the runtimes tell their archives apart from a torch.save checkpoint
     return any(n.endswith(("archive_format", "constants.pkl")) or "/code/" in n or "/models/" in n for n in names)
 
 
