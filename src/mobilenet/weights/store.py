@@ -38,7 +38,9 @@ def architectures() -> dict[str, type[nn.Module]]:
     from ..v2 import MobileNetV2
     from ..v3 import MobileNetV3
 
-    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3)}
+    from ..v4 import MobileNetV4
+
+    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3, MobileNetV4)}
 
 
 def describe(model: nn.Module, preprocess: Preprocess | None = None, labels: list[str] | None = None,
