@@ -71,9 +71,10 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
         for m in model.modules()
         if isinstance(m, (nn.Conv2d, nn.Linear))
     ]
+    run = getattr(model, "forward_raw", model)  # a detector: its network, not the decoding and NMS
     try:
         with torch.no_grad(), _MatmulMacs(counter, example.shape[0]):
-            model(example)
+            run(example)
     finally:
         for h in handles:
             h.remove()

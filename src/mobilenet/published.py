@@ -370,3 +370,106 @@ WEIGHT_SOURCES = (*WEIGHT_SOURCES, *V4_WEIGHT_SOURCES)
 def weights_for(model: str) -> list[WeightSource]:
     """Every official PyTorch checkpoint recorded for ``model``."""
     return [w for w in WEIGHT_SOURCES if w.model == model]
+
+
+# -- Dense prediction (segmentation) --------------------------------------------
+@dataclass(frozen=True)
+class PublishedDense:
+    """A published segmentation figure and the configuration of ours it describes:
+    ``create_model(model, num_classes=classes, **options)`` on a ``height`` x ``width`` input."""
+
+    model: str  # our registry name
+    options: tuple[tuple[str, object], ...]  # create_model options, as (name, value) pairs
+    classes: int
+    height: int
+    width: int
+    miou: float | None
+    madds_b: float | None  # billions of multiply-adds, as published
+    params_m: float | None
+    source: str
+    note: str = ""
+
+
+V3_PAPER_T7 = "MobileNetV3 paper (arXiv 1905.02244v5), Section 6.3, Table 7 (Cityscapes val, 19 classes)"
+V2_PAPER_T7 = "MobileNetV2 paper (arXiv 1801.04381v4), Section 6.3, Table 7 (PASCAL VOC 2012 val, OS 16)"
+TV_SEG = "torchvision 0.29 models/segmentation (COCO_WITH_VOC_LABELS_V1 meta; _ops is GFLOPS = GMACs here)"
+_RF2_NOTE = ("the paper's RF2 also halves the C4 block's expansion (672->336, Small 288->144): with that our "
+             "count gives {} (ours: torchvision's reduced_tail, C4 expansion kept)")
+_V2_MOBILE = (("aspp_rates", ()), ("head_conv", False), ("tap", "last_block"))
+_V2_ASPP = (("aspp_rates", (6, 12, 18)), ("head_conv", False), ("tap", "last_block"))
+
+DENSE_PUBLISHED: tuple[PublishedDense, ...] = (
+    PublishedDense("lraspp_mobilenet_v3_large", (), 21, 520, 520, 57.9, 2.086, 3.221538, TV_SEG,
+                   "on COCO val2017 (VOC labels); torchvision's weights"),
+    PublishedDense("deeplabv3_mobilenet_v3_large", (("aux", True),), 21, 520, 520, 60.3, 10.452, 11.029328, TV_SEG,
+                   "on COCO val2017 (VOC labels); params and GMACs with the auxiliary head"),
+    PublishedDense("deeplabv3_mobilenet_v2_100", (), 21, 512, 512, 75.32, 2.75, 2.11, V2_PAPER_T7,
+                   "MNet V2*, no ASPP (the on-device candidate); MAdds fit a 513x513 input (DeepLab's crop)"),
+    PublishedDense("deeplabv3", (("backbone", "mobilenet_v2_100"), *_V2_ASPP), 21, 512, 512, 75.70, 5.8, 4.52,
+                   V2_PAPER_T7, "MNet V2* with ASPP (rates 6/12/18 at OS 16, DeepLabv3's)"),
+    PublishedDense("deeplabv3", (("backbone", "mobilenet_v1_100"), ("aspp_rates", (6, 12, 18)),
+                                 ("head_conv", False)), 21, 512, 512, 75.29, 14.25, 11.15, V2_PAPER_T7,
+                   "MNet V1 with ASPP"),
+    PublishedDense("deeplabv3_mobilenet_v2_100", (), 19, 1024, 2048, 72.84, 21.29, 2.11, V3_PAPER_T7,
+                   "row 1: V2, R-ASPP (the V2 paper's head), F 256"),
+    PublishedDense("deeplabv3_mobilenet_v2_100", (("reduced_tail", True),), 19, 1024, 2048, 72.56, 13.68, 1.15,
+                   V3_PAPER_T7, "row 2: V2, RF2, R-ASPP"),
+    PublishedDense("lraspp", (("backbone", "mobilenet_v2_100"), ("reduced_tail", True), ("tap", "last_block")),
+                   19, 1024, 2048, 72.74, 12.57, 0.98, V3_PAPER_T7,
+                   "row 4: V2, RF2, LR-ASPP F 128 on the last block (160 channels; the V2 paper's tap): with the "
+                   "1x1 conv to 640 tapped instead ours has 1.211M"),
+    PublishedDense("deeplabv3", (("backbone", "mobilenet_v3_large_100"), ("aspp_rates", ()), ("head_conv", False)),
+                   19, 1024, 2048, 72.64, 18.43, 3.60, V3_PAPER_T7, "row 5: V3, R-ASPP, F 256"),
+    PublishedDense("deeplabv3", (("backbone", "mobilenet_v3_large_100"), ("aspp_rates", ()), ("head_conv", False),
+                                 ("reduced_tail", True)), 19, 1024, 2048, 71.91, 11.24, 1.76, V3_PAPER_T7,
+                   "row 6: V3, RF2, R-ASPP; " + _RF2_NOTE.format("1.762M")),
+    PublishedDense("lraspp_mobilenet_v3_large", (("reduced_tail", True),), 19, 1024, 2048, 72.36, 9.74, 1.51,
+                   V3_PAPER_T7, "row 8: V3, RF2, LR-ASPP F 128; " + _RF2_NOTE.format("1.506M")),
+    PublishedDense("lraspp_mobilenet_v3_small", (("reduced_tail", True),), 19, 1024, 2048, 68.38, 2.90, 0.47,
+                   V3_PAPER_T7, "row 11: V3-Small, RF2, LR-ASPP F 128; " + _RF2_NOTE.format("0.467M")),
+)
+
+
+def dense_published_for(model: str) -> list[PublishedDense]:
+    return [p for p in DENSE_PUBLISHED if p.model == model]
+# -- Detectors: SSDLite on COCO at 320x320 -------------------------------------
+@dataclass(frozen=True)
+class PublishedDetection:
+    model: str  # our registry name, e.g. "ssdlite320_mobilenet_v3_large"
+    resolution: int
+    coco_map: float | None  # COCO box AP (0.5:0.95), percent
+    madds_m: float | None
+    params_m: float | None
+    source: str
+    convention: str  # "paper" | "pytorch"
+    note: str = ""
+    pixel1_ms: float | None = None
+
+
+DETECTION_NAMES: tuple[str, ...] = (
+    "ssdlite320_mobilenet_v3_large", "ssdlite320_mobilenet_v3_small", "ssdlite320_mobilenet_v2_100",
+)
+V2_PAPER_T6 = "MobileNetV2 paper (arXiv 1801.04381), Table 6"
+V3_PAPER_T6 = "MobileNetV3 paper (arXiv 1905.02244v5), Table 6"
+TV_SSDLITE = "torchvision SSDLite320_MobileNet_V3_Large_Weights.COCO_V1"
+# The papers' SSDLite is TensorFlow's Object Detection API model (COCO test-dev, BN folded,
+# 3 boxes on the first map); ours and torchvision's count BN and give every map 6 boxes.
+# "reduced tail" (V3 paper's dagger) = channels between C4 and C5 halved, our default for V3.
+DETECTION_PUBLISHED: tuple[PublishedDetection, ...] = (
+    PublishedDetection("ssdlite320_mobilenet_v2_100", 320, 22.1, 800, 4.3, V2_PAPER_T6, "paper",
+                       "COCO test-dev", 200),
+    PublishedDetection("ssdlite320_mobilenet_v2_100", 320, 22.1, 800, 4.3, V3_PAPER_T6, "paper",
+                       "COCO test; Pixel-1 latency re-measured", 162),
+    PublishedDetection("ssdlite320_mobilenet_v3_large", 320, 22.0, 510, 3.22, V3_PAPER_T6, "paper",
+                       "reduced tail (V3 dagger); full tail: 22.0 mAP, 620M, 4.97M, 137 ms", 119),
+    PublishedDetection("ssdlite320_mobilenet_v3_small", 320, 16.1, 160, 1.77, V3_PAPER_T6, "paper",
+                       "reduced tail (V3-Small dagger); full tail: 16.0 mAP, 210M, 2.49M, 52 ms", 43),
+    PublishedDetection("ssdlite320_mobilenet_v3_large", 320, 21.3, None, 3.44006, TV_SSDLITE, "pytorch",
+                       "COCO val2017 box mAP; 3,440,060 params; its '_ops' (GFLOPS column) 0.583"),
+)
+
+
+def published_detection_for(model: str, resolution: int | None = None) -> list[PublishedDetection]:
+    """Every published detection row for ``model`` (at ``resolution`` if given); [] if none."""
+    return [p for p in DETECTION_PUBLISHED
+            if p.model == model and (resolution is None or p.resolution == resolution)]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..profile import profile
-from ..registry import MODELS, create_model, list_models
 from . import CommandError, format_table, print_json
 
 
@@ -27,14 +25,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="print each model as its paper's architecture table instead: one row per block, with "
                    "the input size it sees, read from the live model")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
-def model_info(name: str, resolution: int) -> dict:
-    """The row `mobilenet info` prints for one model at one resolution."""
+def model_info(name: str, resolution: int, stats=None) -> dict:
+    """The row `mobilenet info` prints for one model at one resolution (``stats``: its
+    :class:`~mobilenet.profile.Profile` if already known)."""
     from ..published import published_for
 
-    stats = profile(create_model(name), resolution)
+    if stats is None:
+        from ..counts import model_counts
+
+        stats = model_counts([(name, resolution)])[0]
     return {
         "model": name,
         "resolution": resolution,
@@ -52,11 +55,33 @@ def model_info(name: str, resolution: int) -> dict:
                 "note": ref.note,
             }
             for ref in published_for(name, resolution)
-        ],
+        ] + dense_references(name) + detection_references(name, resolution),
     }
 
 
+def dense_references(name: str) -> list[dict]:
+    """A segmentation model's published figures; each says the configuration and input it was counted at."""
+    from ..published import dense_published_for
+
+    return [{"top1": None, "miou": ref.miou, "params_m": ref.params_m, "madds_m": round(ref.madds_b * 1000),
+             "convention": "paper", "source": ref.source,
+             "note": f"{ref.height}x{ref.width}, {ref.classes} classes"
+                     + "".join(f", {k}={v}" for k, v in ref.options) + f"; mIoU {ref.miou}; {ref.note}"}
+            for ref in dense_published_for(name)]
+
+
+def detection_references(name: str, resolution: int) -> list[dict]:
+    """A detector's published figures (COCO box AP)."""
+    from ..published import published_detection_for
+
+    return [{"coco_map": ref.coco_map, "top1": None, "params_m": ref.params_m, "madds_m": ref.madds_m,
+             "convention": ref.convention, "source": ref.source, "note": ref.note}
+            for ref in published_detection_for(name, resolution)]
+
+
 def resolve_names(patterns: list[str]) -> list[str]:
+    from ..registry import MODELS, create_model, list_models
+
     names: list[str] = []
     for pattern in patterns or ["*"]:
         found = list_models(pattern) if any(ch in pattern for ch in "*?[") else [pattern]
@@ -147,11 +172,23 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         return run_weights(args)
     names = resolve_names(args.names)
+    from ..registry import MODELS
+
     resolutions = args.resolution or [None]
+    from ..limits import MAX_RESOLUTION
+
     for r in args.resolution or []:
         if r < 32:
             raise CommandError(f"--resolution {r} is too small; use 32 or more")
-    rows = [model_info(n, r or MODELS[n].resolution) for n in names for r in resolutions]
+        if r > MAX_RESOLUTION:
+            raise CommandError(f"--resolution {r} is too large; use at most {MAX_RESOLUTION}")
+    from .. import progress
+    from ..counts import model_counts
+
+    requests = [(n, r or MODELS[n].resolution) for n in names for r in resolutions]
+    with progress.reporting(not (args.json or args.quiet)):  # counted once, then cached (mobilenet.counts)
+        stats = model_counts(requests, on_count=lambda n, r: progress.step(f"counting params and MACs: {n} at {r} px"))
+    rows = [model_info(n, r, s) for (n, r), s in zip(requests, stats)]
     if args.json:
         print_json(rows)
         return 0
@@ -172,12 +209,15 @@ def run(args: argparse.Namespace) -> int:
                     "pub params (M)": ref.get("params_m"),
                     "pub MAdds (M)": ref.get("madds_m"),
                     "pub top-1": ref.get("top1"),
+                    "pub mAP": ref.get("coco_map"),
                     "source": ref.get("source", "") + (f" ({ref['note']})" if ref.get("note") else ""),
                 }
             )
             lines.append(line)
     columns = ["model", "res", "params", "MACs (M)", "TF-slim params", "pub params (M)", "pub MAdds (M)",
                "pub top-1", "source"]
+    if any(ref.get("coco_map") is not None for row in rows for ref in row["published"]):
+        columns.insert(-1, "pub mAP")  # detectors: COCO box AP
     print(format_table(lines, columns))
     print("\nparams/MACs: ours, PyTorch convention (BN counted, 1000 classes). "
           "TF-slim params: BN folded away, 1001 classes, as TF-slim's tables count.")
