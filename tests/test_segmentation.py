@@ -269,3 +269,17 @@ def test_tflite_classifier_as_backbone():
         create_model("lraspp_mobilenet_v3_large", pretrained_backbone=path)
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 21, 64, 64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_small",
+                                  "deeplabv3_mobilenet_v3_large", "deeplabv3_mobilenet_v2_100"])
+def test_every_segmentation_model_exports_and_verifies(name, tmp_path):
+    """ONNX Runtime and ExecuTorch run the written file; logits [N, 21, H, W] match eager."""
+    from mobilenet.export import export_model
+
+    model = randomise(create_model(name))
+    for fmt in ("onnx", "executorch"):
+        report = export_model(model, fmt, tmp_path / f"m.{fmt}", example=torch.randn(2, 3, 128, 128))
+        assert report.passed and report.max_abs_diff <= 1e-4 * report.logit_scale, (fmt, report)
+        assert report.top1_agree_fp32 > 0.999
