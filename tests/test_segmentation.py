@@ -20,16 +20,25 @@ tv_seg = pytest.importorskip("torchvision.models.segmentation")
 
 
 def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights and BatchNorm statistics, so no layer can hide a wrong key."""
+    """Random weights and BatchNorm statistics, so no layer can hide a wrong key: the
+    running statistics come from two training-mode passes over random images (so
+    activations keep a realistic scale through every layer), the BN affine terms and
+    the conv biases are random."""
     g = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     with torch.no_grad():
+        for m in bns:
+            m.momentum = None
+            m.reset_running_stats()
+        model.train()
+        for _ in range(2):
+            model(torch.randn(4, 3, 96, 96, generator=g))
+        for m in bns:
+            m.momentum = 0.1
+            m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
+            m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-            elif isinstance(m, nn.Conv2d) and m.bias is not None:
+            if isinstance(m, nn.Conv2d) and m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
     return model.eval()
 
