@@ -11,7 +11,7 @@ the stride-16 features) and the backbone's last conv (stride 32). Four extra blo
 The configuration is torchvision's ``ssdlite320_mobilenet_v3_large`` (its default boxes,
 box coder, thresholds, BN eps 1e-3 and momentum 0.03, [-1, 1] input scaling), and the
 decoding uses torchvision's own pieces (``DefaultBoxGenerator``, ``BoxCoder``,
-``batched_nms``), so its checkpoint computes the same detections here.
+``nms``), so its checkpoint computes the same detections here.
 """
 
 from __future__ import annotations
@@ -295,12 +295,15 @@ class SSDLite(nn.Module):
         scores = F.softmax(logits, dim=-1)[:, 1:].T  # (classes, anchors), background dropped
         k = min(self.topk_candidates, scores.shape[1])
         top, idx = scores.topk(k, dim=1)  # sorted, so "the k best above the threshold" is a prefix
-        labels = torch.arange(1, self.num_classes, device=scores.device)[:, None].expand(-1, k)
-        keep = top.reshape(-1) > self.score_thresh
-        top, labels = top.reshape(-1)[keep], labels.reshape(-1)[keep]
-        boxes = boxes[idx.reshape(-1)[keep]]
-        kept = batched_nms(boxes, top, labels, self.nms_thresh)[: self.detections_per_img]
-        boxes, top, labels = boxes[kept], top[kept], labels[kept]
+        candidates = boxes[idx]  # (classes, k, 4)
+        # Class by class NMS, as torchvision's batched_nms does for many boxes. Candidates under
+        # the threshold come last and cannot suppress those above it, so they can be dropped after.
+        kept = torch.cat([box_ops.nms(candidates[c], top[c], self.nms_thresh) + c * k for c in range(len(top))])
+        flat_scores = top.reshape(-1)
+        kept = kept[flat_scores[kept] > self.score_thresh]
+        kept = kept[flat_scores[kept].argsort(descending=True)][: self.detections_per_img]
+        boxes, top = candidates.reshape(-1, 4)[kept], flat_scores[kept]
+        labels = torch.div(kept, k, rounding_mode="floor") + 1
         if image_size is not None:
             h, w = image_size
             scale = torch.tensor([w / self.size, h / self.size] * 2, dtype=boxes.dtype, device=boxes.device)
@@ -356,12 +359,3 @@ def pretrained_features(name: str, pretrained: bool | str | os.PathLike, *, in_c
         features.load_state_dict({k: v for k, v in classifier.state_dict().items() if k in wanted}, strict=True)
         return features
     return create_model(name, pretrained=pretrained, in_chans=in_chans, features_only=True, **options)
-
-
-def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou: float) -> torch.Tensor:
-    """torchvision's class-wise NMS; while a graph is captured, its coordinate-offset form
-    (torchvision picks a per-class loop for many boxes on CPU by a data-dependent test)."""
-    if not (torch.compiler.is_compiling() or torch.jit.is_tracing()):
-        return box_ops.batched_nms(boxes, scores, labels, iou)
-    offsets = labels.to(boxes) * (boxes.max() + 1)
-    return box_ops.nms(boxes + offsets[:, None], scores, iou)
