@@ -160,3 +160,32 @@ def test_imported_tflite_classifier_as_backbone(tmp_path):
         assert len(det([torch.rand(3, 300, 400)])) == 1
     with pytest.raises(ValueError, match="holds mobilenet_v2_100"):
         create_model("ssdlite320_mobilenet_v3_large", reduced_tail=False, pretrained_backbone=tflite)
+
+
+def test_predict_draws_boxes_and_prints_json(tv_full, tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from conftest import shared_path
+    from PIL import Image
+
+    from mobilenet.cli import main
+
+    weights = tmp_path / "tv.pth"
+    torch.save(tv_full.state_dict(), weights)
+    photo = shared_path("coco128", "images", "val2017", "000000000139.jpg")
+    out = tmp_path / "drawn"
+    args = ["predict", "--model", "ssdlite320_mobilenet_v3_large", "--weights", str(weights), str(photo),
+            "--out", str(out), "--score-min", "0.9", "--json"]
+    assert main(args) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["drawn"] == str(out / "000000000139_boxes.png") and result["detections"]
+    assert all(d["score"] >= 0.9 and d["name"] != "" for d in result["detections"])
+    with torch.no_grad():
+        expected = tv_full([torch.from_numpy(np.array(Image.open(photo))).permute(2, 0, 1) / 255])[0]
+    assert len(result["detections"]) == int((expected["scores"] >= 0.9).sum())
+    drawn = Image.open(result["drawn"])
+    assert drawn.size == Image.open(photo).size and drawn.format == "PNG"
+    assert (np.array(drawn) != np.array(Image.open(photo))).any()
+    assert main(args) == 2  # never overwrites a picture
+    assert "would be overwritten" in capsys.readouterr().err
