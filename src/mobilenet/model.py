@@ -58,6 +58,7 @@ class MobileNet(nn.Module):
 
     ``head_fc`` is the 1x1 conv without BatchNorm that MobileNetV3 applies after
     pooling (a Linear layer, since its input is 1x1); V1 and V2 have none.
+    MobileNetV4 passes ``head_norm``: its head conv has no bias and a BatchNorm.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class MobileNet(nn.Module):
         num_classes: int,
         head_width: int = 0,
         head_act: str | None = None,
+        head_norm: nn.Module | None = None,
         dropout: float,
         features_only: bool = False,
         out_indices: Sequence[int] | None = None,
@@ -93,10 +95,11 @@ class MobileNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         if head_width:
-            self.head_fc = nn.Linear(num_features, head_width)
+            self.head_fc = nn.Linear(num_features, head_width, bias=head_norm is None)
             self.head_act = make_activation(head_act)
         else:
             self.head_fc, self.head_act = nn.Identity(), nn.Identity()
+        self.head_norm = head_norm if head_norm is not None else nn.Identity()
         self.head_hidden_size = head_width or num_features  # width of pre-logits
         self.dropout = nn.Dropout(dropout)
         self.num_classes = num_classes
@@ -179,7 +182,7 @@ class MobileNet(nn.Module):
         return nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_act(self.head_fc(self.flatten(self.pool(x))))
+        x = self.head_act(self.head_norm(self.head_fc(self.flatten(self.pool(x)))))
         x = self.dropout(x)
         return x if pre_logits else self.classifier(x)
 
@@ -204,7 +207,8 @@ class MobileNet(nn.Module):
 
 def init_linear(layer: nn.Linear) -> None:
     nn.init.normal_(layer.weight, 0.0, 0.01)
-    nn.init.zeros_(layer.bias)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
 
 
 def init_weights(model: nn.Module) -> None:
