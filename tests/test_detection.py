@@ -153,7 +153,8 @@ def test_imported_tflite_classifier_as_backbone(tmp_path):
     x = torch.rand(1, 3, 224, 224)
     for source in (tflite, imported):
         det = create_model("ssdlite320_mobilenet_v2_100", pretrained_backbone=source).eval()
-        assert det.arch_args["backbone_args"]["padding"] == "same"  # TF padding, kept from the weights
+        assert det.arch_args["padding"] == "same"  # TF padding, kept from the weights
+        assert det.arch_args["backbone_bn_eps"] == classifier.stem.bn.eps
         assert det.backbone.stem.bn.momentum == 0.03
         with torch.no_grad():
             assert torch.equal(det.backbone.forward_features(x), classifier.forward_features(x))
@@ -189,3 +190,19 @@ def test_predict_draws_boxes_and_prints_json(tv_full, tmp_path, capsys):
     assert (np.array(drawn) != np.array(Image.open(photo))).any()
     assert main(args) == 2  # never overwrites a picture
     assert "would be overwritten" in capsys.readouterr().err
+
+
+def test_our_weights_file_rebuilds_the_detector(tv_full, tmp_path):
+    from mobilenet.weights import load_weights, save_weights
+
+    source = tmp_path / "tv.pth"
+    torch.save(tv_full.state_dict(), source)
+    model = create_model("ssdlite320_mobilenet_v3_large", pretrained=source)
+    path = save_weights(model, tmp_path / "det.safetensors")
+    images = [torch.rand(3, 200, 260)]
+    with torch.no_grad():
+        expected = model(images)[0]
+        for loaded in (load_weights(path), create_model("ssdlite320_mobilenet_v3_large", pretrained=path)):
+            assert loaded.arch_args == model.arch_args and loaded.pretrained_cfg["labels"][1] == "person"
+            got = loaded(images)[0]
+            assert all(torch.equal(expected[k], got[k]) for k in expected)

@@ -45,6 +45,12 @@ def test_onnx_with_nms_gives_eager_detections_on_coco_photos(detector, tmp_path)
     report = export_onnx(detector, tmp_path / "ssdlite.onnx", images=images, image_size=(480, 640))
     assert report.passed and report.detections > 0 and report.max_raw_diff <= 1e-4
     assert report.eager_agreement == 1.0 and report.eager_max_box_diff <= 1e-3  # every eager box, within 1e-3 px
+    import json
+
+    import onnx
+
+    meta = json.loads({p.key: p.value for p in onnx.load(report.path).metadata_props}["mobilenet"])
+    assert meta["nms"] is True and meta["image_size"] == [480, 640] and meta["outputs"] == ["boxes", "scores", "labels"]
     run = load_onnx(report.path)
     img = check_images((480, 640), images[:1])[0]
     boxes, scores, labels = run(img[None])

@@ -20,6 +20,7 @@ within 1e-3 px); a file that fails its check is not written.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -195,6 +196,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, nms: bool = True, 
     with atomic_path(path) as tmp:
         program.save(str(tmp))
         proto = onnx.load(str(tmp))
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        meta = {"format": "mobilenet-detector", "model": getattr(model, "model_name", None), "nms": nms,
+                "image_size": list(graph.image_size), "input": "image [1, 3, H, W] RGB in [0, 1]",
+                "outputs": outputs, "labels": cfg.get("labels"), "box_coder_weights": list(model.box_coder.weights)}
+        onnx.helper.set_model_props(proto, {"mobilenet": json.dumps(meta)})
+        onnx.save(proto, str(tmp))
         if nms:  # a copy that also returns the head's outputs, to check each stage against its own reference
             for name in _raw_names(proto, model.anchors.shape[0], model.num_classes):
                 proto.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))

@@ -174,7 +174,8 @@ class SSDLite(nn.Module):
         detections_per_img: int = 300,
         bn_eps: float = BN_EPS,
         bn_momentum: float = BN_MOMENTUM,
-        backbone_args: dict[str, Any] | None = None,
+        padding: str = "symmetric",
+        backbone_bn_eps: float | None = None,
     ) -> None:
         super().__init__()
         from ..registry import create_model
@@ -191,14 +192,16 @@ class SSDLite(nn.Module):
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         if reduced_tail is None:  # the papers' detectors: V3 with its reduced tail, V1/V2 as they are
             reduced_tail = backbone.startswith("mobilenet_v3_") and not pretrained_backbone
-        backbone_args = dict(backbone_args or {})
+        # The backbone's own numerics: TF "same" padding and BN eps of the weights it was trained with.
+        backbone_args: dict[str, Any] = {"padding": padding, "bn_eps": bn_eps if backbone_bn_eps is None else backbone_bn_eps}
         if reduced_tail:
             if pretrained_backbone:
                 raise ValueError("pretrained_backbone: ImageNet classifiers have the full tail; "
                                  "pass reduced_tail=False (or no pretrained_backbone)")
             backbone_args["reduced_tail"] = True
         if pretrained_backbone:
-            self.backbone = pretrained_features(backbone, pretrained_backbone, in_chans=input_channel, **backbone_args)
+            self.backbone = pretrained_features(backbone, pretrained_backbone, in_chans=input_channel,
+                                                **{k: v for k, v in backbone_args.items() if k == "reduced_tail"})
             # The weights' own BatchNorm eps (and TF padding) stay: they are part of what they compute.
             backbone_args.update({k: v for k, v in self.backbone.arch_args.items() if k in ("padding", "bn_eps")})
             for m in self.backbone.modules():
@@ -206,7 +209,7 @@ class SSDLite(nn.Module):
                     m.momentum = bn_momentum
         else:
             self.backbone = create_model(backbone, in_chans=input_channel, features_only=True,
-                                         **{**bn, **backbone_args})
+                                         bn_momentum=bn_momentum, **backbone_args)
         self.c4 = c4_index(self.backbone)
         widths = [c4_channels(self.backbone.blocks[self.c4]), self.backbone.num_features]
         extras = []
@@ -232,7 +235,7 @@ class SSDLite(nn.Module):
         self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, backbone=backbone,
                               reduced_tail=reduced_tail, size=size, score_thresh=score_thresh, nms_thresh=nms_thresh,
                               topk_candidates=topk_candidates, detections_per_img=detections_per_img, **bn,
-                              backbone_args=backbone_args)
+                              padding=backbone_args["padding"], backbone_bn_eps=backbone_args["bn_eps"])
         # Where the backbone's weights came from; the detector's own file holds them after.
         self.pretrained_backbone = str(pretrained_backbone) if pretrained_backbone else None
 

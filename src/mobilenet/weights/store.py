@@ -51,8 +51,9 @@ def architectures() -> dict[str, type[nn.Module]]:
     from ..v2 import MobileNetV2
     from ..segmentation import SegmentationModel
     from ..v3 import MobileNetV3
+    from ..detection.ssdlite import SSDLite
 
-    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3, SegmentationModel)}
+    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3, SegmentationModel, SSDLite)}
 
 
 def describe(model: nn.Module, preprocess: Preprocess | None = None, labels: list[str] | None = None,
