@@ -51,9 +51,11 @@ def architectures() -> dict[str, type[nn.Module]]:
     from ..v2 import MobileNetV2
     from ..segmentation import SegmentationModel
     from ..v3 import MobileNetV3
+    from ..detection.ssdlite import SSDLite
     from ..v4 import MobileNetV4
 
-    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3, MobileNetV4, SegmentationModel)}
+    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3, MobileNetV4, SegmentationModel,
+                                          SSDLite)}
 
 
 def describe(model: nn.Module, preprocess: Preprocess | None = None, labels: list[str] | None = None,
