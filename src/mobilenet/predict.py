@@ -43,9 +43,11 @@ def load_model(weights: str | os.PathLike | None = None, name: str | None = None
 
     if weights is not None:
         path = Path(weights)
-        if path.suffix.lower() in _artifact_suffixes() and path.is_file():  # runs in its own runtime
-            from .runtimes import load_artifact
+        from .runtimes import claims, load_artifact
 
+        # a file `mobilenet export` wrote runs in its own runtime; Google's .tflite files are imported as our model
+        if path.suffix.lower() in _artifact_suffixes() and path.is_file() and (
+                path.suffix.lower() != ".tflite" or claims(path)):
             return load_artifact(path).as_module()
         if path.suffix == ".safetensors" and path.is_file() and (read_metadata(path) or {}).get("format"):
             return load_weights(path)
@@ -63,7 +65,7 @@ def load_model(weights: str | os.PathLike | None = None, name: str | None = None
 def _artifact_suffixes() -> tuple[str, ...]:
     from .runtimes import suffixes
 
-    return tuple(s for s in suffixes() if s != ".tflite")  # .tflite files are imported as our model
+    return suffixes()
 
 
 def preprocess_of(model: nn.Module) -> Preprocess:

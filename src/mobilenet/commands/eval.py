@@ -49,9 +49,10 @@ def load_any(weights: str):
         path = path / "weights.safetensors"
     if not path.is_file():
         raise CommandError(f"--weights {weights}: no such file")
-    if path.suffix.lower() in artifact_suffixes():  # exported or int8 files run in their own runtime
-        from ..runtimes import load_artifact
+    from ..runtimes import claims, load_artifact
 
+    # exported or int8 files run in their own runtime; Google's .tflite files are imported as our model
+    if path.suffix.lower() in artifact_suffixes() and (path.suffix.lower() != ".tflite" or claims(path)):
         return load_artifact(path).as_module(), path
     return load_pretrained_model(str(path)), path
 

@@ -722,6 +722,14 @@ def _read_labels(path: Path, num_classes: int) -> list[str] | None:
     return labels if len(labels) == num_classes else None
 
 
+def _our_metadata(path: Path) -> dict[str, Any]:
+    try:
+        from ..runtimes.litert import read_metadata
+    except ImportError:  # the runtime layer is not importable: a foreign file's conventions apply
+        return {}
+    return read_metadata(path) or {}
+
+
 def load_tflite(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Our float model with the weights of a TFLite MobileNet classifier.
 
@@ -731,7 +739,8 @@ def load_tflite(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     ``version``, ``width``, ``config``/``minimal`` (V3), ``model_name``,
     ``resolution``, ``num_classes``, ``preprocess`` (a :class:`Preprocess`:
     central 87.5% crop, bilinear resize, ``(x - 128) / 128``), ``labels``
-    (from ``imagenet_labels.txt`` beside the file, or None), ``input``
+    (from ``imagenet_labels.txt`` beside the file, or None; a file written by
+    ``mobilenet export`` gives its own preprocessing and labels), ``input``
     (the file's input tensor: dtype, scale, zero point), ``source`` and
     ``graph`` (the :class:`TFLiteModel` read). ``model.pretrained_cfg`` gets
     the preprocessing and labels, so ``save_weights`` keeps them.
@@ -766,6 +775,11 @@ def load_tflite(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     net.eval()
     preprocess = graph.preprocess()
     labels = _read_labels(graph.path, graph.num_classes)
+    ours = _our_metadata(graph.path)  # a file `mobilenet export` wrote says what it was made with
+    if ours.get("preprocess"):
+        preprocess = type(preprocess).from_dict(ours["preprocess"])
+    if ours.get("labels") and len(ours["labels"]) == graph.num_classes:
+        labels = ours["labels"]
     net.pretrained_cfg = {"preprocess": preprocess.to_dict(), "labels": labels, "source": str(graph.path)}
     info = {
         "version": graph.version,
