@@ -281,3 +281,20 @@ def test_native_stderr_filter_drops_only_cpuinfo_probes():
             "os.write(2, b'after\\n')")
     out = _python(code)
     assert out.stderr == "a real problem\nafter\n"
+
+
+def test_export_and_bench_show_progress_unless_json(tmp_path, capsys):
+    out = tmp_path / "v1.ts"
+    argv = ["export", "--model", "mobilenet_v1_025", "--resolution", "32", "--format", "torchscript", "-o", str(out)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "writing the torchscript file" in err and "checking the file in its runtime" in err
+    assert main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["format"] == "torchscript"
+    bench = ["bench", "mobilenet_v3_small_050", "--resolution", "32", "--threads", "1", "--compare", "none",
+             "--min-time", "0", "--max-time", "0.05"]
+    assert main(bench) == 0  # stderr is not a terminal here: lines, not a bar
+    assert "mobilenet_v3_small_050 b1: timing 1 routes" in capsys.readouterr().err
+    assert main([*bench, "--json"]) == 0
+    assert capsys.readouterr().err == ""
