@@ -257,7 +257,9 @@ def _write_executorch(model: nn.Module, example: torch.Tensor, path: Path, meta:
 def _write_torchscript(model: nn.Module, example: torch.Tensor, path: Path, meta: dict) -> None:
     with torch.no_grad():
         traced = torch.jit.trace(model, example)
-    torch.jit.save(traced, str(path), _extra_files={f"{METADATA_NAME}.json": json.dumps(meta)})
+    buffer = io.BytesIO()  # torch.jit.save's own file writer aborts the process on a full disk
+    torch.jit.save(traced, buffer, _extra_files={f"{METADATA_NAME}.json": json.dumps(meta)})
+    path.write_bytes(buffer.getvalue())
 
 
 def save_program(model: nn.Module, path: str | os.PathLike, *, example: torch.Tensor | None = None,

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="latency and throughput per model and runtime, side by side with torchvision and timm",
         description="Warm up, then time every route (model x runtime x batch) interleaved with the peers' same "
-        "architecture until each median is known to within 2%%: median and interquartile range, images/s, "
+        "architecture until each median is known to within 2%: median and interquartile range, images/s, "
         "achieved GMAC/s beside the CPU's theoretical peak, and ours/theirs ratios.",
     )
     p.add_argument("models", nargs="*", metavar="MODEL", help=f"model names or patterns (default: {' '.join(DEFAULT_MODELS)})")

@@ -91,6 +91,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--calib is only used with --int8")
     if args.resolution is not None and args.resolution < 32:
         raise CommandError(f"--resolution {args.resolution} is too small; use 32 or more")
+    from ..files import check_writable_file
+
+    check_writable_file(args.output)  # a read-only -o fails now, not after the export
     model = load_model(args.weights, args.model, args.num_classes)
     pre = model_preprocess(model)
     if args.resolution:

@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="convert a TFLite MobileNet classifier into our weights file",
         description="Read a TFLite MobileNet classifier (V1/V2 of any width and resolution, V3 where the "
         "layout is known; uint8 files are dequantized), and write our .safetensors weights with the "
-        "file's preprocessing ((x-128)/128, 87.5%% centre crop, bilinear) and labels.",
+        "file's preprocessing ((x-128)/128, 87.5% centre crop, bilinear) and labels.",
     )
     p.add_argument("file", metavar="FILE.tflite", help="the TFLite file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")

@@ -123,9 +123,13 @@ def run(args: argparse.Namespace) -> int:
     from ..registry import MODELS
 
     resolutions = args.resolution or [None]
+    from ..images import MAX_RESOLUTION
+
     for r in args.resolution or []:
         if r < 32:
             raise CommandError(f"--resolution {r} is too small; use 32 or more")
+        if r > MAX_RESOLUTION:
+            raise CommandError(f"--resolution {r} is too large; use at most {MAX_RESOLUTION}")
     from .. import progress
     from ..counts import model_counts
 

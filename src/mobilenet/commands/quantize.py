@@ -57,6 +57,9 @@ def _run(args: argparse.Namespace, start: float) -> int:
     if out.suffix != ".pt2":
         raise CommandError(f"-o {out}: quantize writes a .pt2 ExportedProgram; name it *.pt2 "
                            "(for .onnx or .pte use `mobilenet export --int8`)")
+    from ..files import check_writable_file
+
+    check_writable_file(out)  # a read-only -o fails now, not after calibrating
     model = load_model(args.weights, None)
     pre = model_preprocess(model)
     try:

@@ -10,11 +10,12 @@ from .config import RECIPES, TrainConfig, read_config_file, resolve_config
 
 if TYPE_CHECKING:
     from .data import DataError, load_data
-    from .loop import Interrupted, Trainer, train
+    from .loop import Diverged, Interrupted, Trainer, train
 
 # The loop and data modules load torch: imported on first use, so that `mobilenet train --help`
 # (which reads only the config's fields) stays fast.
-_LAZY = {"DataError": "data", "load_data": "data", "Interrupted": "loop", "Trainer": "loop", "train": "loop"}
+_LAZY = {"DataError": "data", "load_data": "data", "Diverged": "loop", "Interrupted": "loop", "Trainer": "loop",
+         "train": "loop"}
 
 
 def __getattr__(name: str) -> Any:
@@ -23,5 +24,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
 
 
-__all__ = ["RECIPES", "DataError", "Interrupted", "TrainConfig", "Trainer", "load_data", "read_config_file",
+__all__ = ["RECIPES", "DataError", "Diverged", "Interrupted", "TrainConfig", "Trainer", "load_data", "read_config_file",
            "resolve_config", "train"]

@@ -9,14 +9,28 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..images import MAX_RESOLUTION
+
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A field with its help text and, where it has one, its valid range:
+    ``min``/``max`` inclusive, ``above``/``below`` exclusive."""
     return field(default=default, metadata={"help": help, **kw})
+
+
+class ConfigError(ValueError):
+    """An invalid value; ``field`` names the option (the CLI shows it as ``--flag``)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field, self.problem = field, problem
+
 
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
@@ -33,41 +47,44 @@ class TrainConfig:
     model: str = _f("mobilenet_v3_small_050", "registered model name (mobilenet info lists them)")
     data: str = _f("digits", "digits (scikit-learn, built in), cifar10, cifar100, or an image folder")
     data_root: str | None = _f(None, "where cifar10/cifar100 are (down)loaded (default ~/.cache/mobilenet/data)")
-    val_split: float = _f(0.2, "held-out fraction when the data has no val/ split (seeded)")
-    resolution: int | None = _f(None, "input size (default: the model's, the weights', or 32 for digits/cifar)")
-    crop_pct: float | None = _f(None, "eval centre-crop fraction (default 0.875; 1.0 for digits/cifar)")
+    val_split: float = _f(0.2, "held-out fraction when the data has no val/ split (seeded)", above=0.0, below=1.0)
+    resolution: int | None = _f(None, "input size (default: the model's, the weights', or 32 for digits/cifar)",
+                                min=16, max=MAX_RESOLUTION)
+    crop_pct: float | None = _f(None, "eval centre-crop fraction (default 0.875; 1.0 for digits/cifar)",
+                                above=0.0, max=1.0)
     pretrained: str | None = _f(None, "weights to fine-tune: a tag, our .safetensors, a .tflite or a checkpoint")
     strict: bool = _f(False, "unreadable or placeholder images are an error instead of skipped")
     # -- recipe ------------------------------------------------------------------------
     recipe: str = _f("quick", "preset: quick, paper, torchvision, finetune (see docs/training.md)")
-    epochs: int = _f(12, "epochs")
-    batch_size: int = _f(64, "global batch size (split across processes under torchrun)")
+    epochs: int = _f(12, "epochs", min=1)
+    batch_size: int = _f(64, "global batch size (split across processes under torchrun)", min=1)
     optimizer: str = _f("adamw", "sgd, rmsprop or adamw", choices=OPTIMIZERS)
-    lr: float = _f(0.005, "peak learning rate (at lr_batch images per step when lr_batch is set)")
-    lr_batch: int | None = _f(None, "batch size lr is given for; lr scales linearly with batch_size")
-    momentum: float = _f(0.9, "SGD/RMSProp momentum")
-    rmsprop_decay: float = _f(0.9, "RMSProp gradient-square decay (torch's alpha)")
-    rmsprop_eps: float = _f(0.0316, "RMSProp epsilon (outside the sqrt, as torchvision's reference)")
-    weight_decay: float = _f(0.01, "L2 / decoupled weight decay")
+    lr: float = _f(0.005, "peak learning rate (at lr_batch images per step when lr_batch is set)", above=0.0)
+    lr_batch: int | None = _f(None, "batch size lr is given for; lr scales linearly with batch_size", min=1)
+    momentum: float = _f(0.9, "SGD/RMSProp momentum", min=0.0, below=1.0)
+    rmsprop_decay: float = _f(0.9, "RMSProp gradient-square decay (torch's alpha)", min=0.0, below=1.0)
+    rmsprop_eps: float = _f(0.0316, "RMSProp epsilon (outside the sqrt, as torchvision's reference)", above=0.0)
+    weight_decay: float = _f(0.01, "L2 / decoupled weight decay", min=0.0)
     decay_depthwise: bool = _f(False, "also decay depthwise conv weights (V1 paper: little or none)")
     decay_norm: bool = _f(False, "also decay BatchNorm weights and biases")
     schedule: str = _f("cosine", "cosine, step or constant, after warm-up", choices=SCHEDULES)
-    step_epochs: float = _f(1.0, "step schedule: multiply lr by step_gamma every this many epochs")
-    step_gamma: float = _f(0.98, "step schedule factor")
-    warmup_epochs: float = _f(0.0, "linear warm-up from 0")
-    min_lr_ratio: float = _f(0.0, "cosine floor as a fraction of the peak lr")
-    label_smoothing: float = _f(0.0, "label smoothing")
-    dropout: float | None = _f(None, "classifier dropout (default: the model's)")
-    bn_momentum: float | None = _f(None, "BatchNorm momentum (default: the model's)")
+    step_epochs: float = _f(1.0, "step schedule: multiply lr by step_gamma every this many epochs", above=0.0)
+    step_gamma: float = _f(0.98, "step schedule factor", above=0.0)
+    warmup_epochs: float = _f(0.0, "linear warm-up from 0", min=0.0)
+    min_lr_ratio: float = _f(0.0, "cosine floor as a fraction of the peak lr", min=0.0, max=1.0)
+    label_smoothing: float = _f(0.0, "label smoothing", min=0.0, below=1.0)
+    dropout: float | None = _f(None, "classifier dropout (default: the model's)", min=0.0, below=1.0)
+    bn_momentum: float | None = _f(None, "BatchNorm momentum (unset: the model's)", min=0.0, max=1.0)
     freeze_bn: bool = _f(False, "keep BatchNorm statistics fixed (fine-tuning on small data)")
     head_only: bool = _f(False, "train only the classifier (a linear probe of pretrained features)")
-    ema_decay: float = _f(0.0, "EMA of the weights with this decay per step; 0 turns it off")
-    clip_grad: float = _f(0.0, "clip the gradient norm to this; 0 turns it off")
+    ema_decay: float = _f(0.0, "EMA of the weights with this decay per step; 0 turns it off", min=0.0, below=1.0)
+    clip_grad: float = _f(0.0, "clip the gradient norm to this; 0 turns it off", min=0.0)
     # -- augmentation ----------------------------------------------------------------
-    hflip: float = _f(0.5, "horizontal-flip probability")
+    hflip: float = _f(0.5, "horizontal-flip probability (digits are never flipped: config.yaml records 0)",
+                      min=0.0, max=1.0)
     crop_scale: tuple[float, float] = _f((0.08, 1.0), "RandomResizedCrop area range")
     auto_augment: str | None = _f(None, "AutoAugment policy: imagenet, cifar10 or svhn", choices=AUTO_AUGMENT)
-    random_erase: float = _f(0.0, "RandomErasing probability")
+    random_erase: float = _f(0.0, "RandomErasing probability", min=0.0, max=1.0)
     # -- machinery ----------------------------------------------------------------------
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _f("auto", "autocast: bf16, fp16 (CUDA) or none; auto = bf16 on CUDA, none on CPU", choices=AMP)
@@ -76,33 +93,28 @@ class TrainConfig:
     qat: bool = _f(False, "quantization-aware training (PT2E fake-quant, int8 x86); writes int8.pt2, not fp32 weights")
     sync_bn: bool = _f(False, "SyncBatchNorm under torchrun")
     seed: int = _f(0, "seed for initialisation, split, data order and augmentation")
-    threads: int = _f(0, "CPU threads (0: the cores idle at start, at least 1; see docs/training.md)")
-    workers: int = _f(0, "data-loading processes (0: in the training process)")
+    threads: int = _f(0, "CPU threads (0: the cores idle at start, at least 1; see docs/training.md)", min=0)
+    workers: int = _f(0, "data-loading processes (0: in the training process)", min=0)
     output: str = _f("runs", "folder that holds run folders")
-    name: str | None = _f(None, "run folder name (default: <model>-<data>-<time>)")
-    save_every: int = _f(0, "also checkpoint every N steps (0: each epoch and on Ctrl-C)")
+    name: str | None = _f(None, "run folder name inside --output (default: <model>-<data>-<time>, never an "
+                          "existing one)")
+    save_every: int = _f(0, "also save resumable state every N steps (0: off)", min=0)
+    save_minutes: float = _f(5.0, "also save resumable state every this many minutes of training (0: off); "
+                             "state is always saved after each epoch and on Ctrl-C", min=0.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            choices = f.metadata.get("choices")
             value = getattr(self, f.name)
-            if choices and value is not None and value not in choices:
-                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
+            _check_field(f, value)
+            if str(f.type).startswith("int") and isinstance(value, float):
+                object.__setattr__(self, f.name, int(value))  # 5.0 from a config file
         if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
-        positive = ("epochs", "batch_size", "lr")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not 0.0 < self.val_split < 1.0:
-            raise ValueError(f"val_split must be between 0 and 1, got {self.val_split}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.resolution is not None and self.resolution < 16:
-            raise ValueError(f"resolution must be 16 or more, got {self.resolution}")
+            raise ConfigError("recipe", f"must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         lo, hi = self.crop_scale
         if not 0.0 < lo <= hi <= 1.0:
-            raise ValueError(f"crop_scale must be two numbers 0 < min <= max <= 1, got {self.crop_scale}")
+            raise ConfigError("crop_scale", f"must be two numbers 0 < min <= max <= 1, got {self.crop_scale}")
+        if self.name is not None:
+            check_name(self.name)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -115,6 +127,51 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
+# Fields that may change when resuming: they do not alter what is computed.
+RESUME_OVERRIDES = ("epochs", "workers", "device", "threads", "save_every", "save_minutes")
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    """Type, choices and range of one field, from its annotation and metadata."""
+    if value is None:
+        return
+    kind = str(f.type).split(" |")[0]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int" and not (number and float(value).is_integer()):
+        raise ConfigError(f.name, f"must be a whole number, got {value!r}")
+    if kind == "float":
+        if not number:
+            raise ConfigError(f.name, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f.name, f"must be a finite number, got {value!r}")
+    if kind == "str" and not isinstance(value, str):
+        raise ConfigError(f.name, f"must be text, got {value!r}")
+    if kind == "bool" and not isinstance(value, bool):
+        raise ConfigError(f.name, f"must be true or false, got {value!r}")
+    m = f.metadata
+    choices = m.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f.name, f"must be one of {', '.join(choices)}, got {value!r}")
+    lo = ("[", m["min"]) if "min" in m else ("(", m["above"]) if "above" in m else None
+    hi = ("]", m["max"]) if "max" in m else (")", m["below"]) if "below" in m else None
+    low_ok = lo is None or (value >= lo[1] if lo[0] == "[" else value > lo[1])
+    high_ok = hi is None or (value <= hi[1] if hi[0] == "]" else value < hi[1])
+    if not (low_ok and high_ok):
+        if hi is None:
+            need = f"{lo[1]} or more" if lo[0] == "[" else f"more than {lo[1]}"
+        elif lo is None:
+            need = f"at most {hi[1]}" if hi[0] == "]" else f"less than {hi[1]}"
+        else:
+            need = f"in {lo[0]}{lo[1]}, {hi[1]}{hi[0]}"
+        raise ConfigError(f.name, f"must be {need}, got {value!r}")
+
+
+def check_name(name: str) -> str:
+    """A run name is one plain folder name: it cannot lead outside ``output``."""
+    seps = {"/", "\\", os.sep, os.altsep or "/"}
+    if not isinstance(name, str) or name in ("", ".", "..") or "\0" in name or any(s in name for s in seps):
+        raise ConfigError("name", f"must be one folder name inside --output (no '/', '\\' or '..'), got {name!r}")
+    return name
 
 
 def version_of(model: str) -> str:
@@ -236,7 +293,7 @@ def resolve_config(cli: dict[str, Any] | None = None, file: dict[str, Any] | Non
     recipe = chosen.get("recipe", TrainConfig.recipe)
     model = chosen.get("model", TrainConfig.model)
     if recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+        raise ConfigError("recipe", f"must be one of {', '.join(RECIPES)}, got {recipe!r}")
     values = {**RECIPES[recipe](model), **chosen}
     if "lr" in chosen and "lr_batch" not in chosen:
         values["lr_batch"] = None

@@ -29,7 +29,7 @@ from torch import nn
 from ..files import atomic_path
 from ..images import Preprocess, imagenet_labels
 from ..published import WEIGHT_SOURCES, WeightSource
-from .store import METADATA_KEY, WeightsError
+from .store import METADATA_KEY, WeightsError, check_finite
 
 _HEX = re.compile(r"[0-9a-f]+")
 _LEGACY_HASH = re.compile(r"-([0-9a-f]{8,})\.pth$")
@@ -237,9 +237,9 @@ def read_checkpoint(path: str | os.PathLike, name: str | None = None) -> tuple[d
             raise WeightsError(f"{name}: not a readable checkpoint (.safetensors, .pth or .bin): "
                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
                                ) from None
-        return unwrap(state), None
-    import json
-
+        state = unwrap(state)
+        check_finite(state, name)
+        return state, None
     from safetensors import safe_open
 
     try:
@@ -248,7 +248,14 @@ def read_checkpoint(path: str | os.PathLike, name: str | None = None) -> tuple[d
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for bad headers or short files
         raise WeightsError(f"{name}: not a readable checkpoint (.safetensors, .pth or .bin): {exc}") from None
-    return unwrap(state), (json.loads(meta) if meta else None)
+    state = unwrap(state)
+    check_finite(state, name)
+    if not meta:
+        return state, None
+    from .metadata import parse, validate
+    from .store import architectures
+
+    return state, validate(parse(meta, name), name, architectures())
 
 
 # -- create_model(name, pretrained=...) -------------------------------------------------------
