@@ -19,9 +19,6 @@ from torchvision.transforms import v2 as T
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-# The largest input side we accept from a user: 9x the papers' 224 (84x the pixels).
-# Larger sizes are typos that would only end in an out-of-memory kill.
-MAX_RESOLUTION = 2048
 
 
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 4096  # input sides a weights file may ask for

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from ..registry import MODELS
 
     resolutions = args.resolution or [None]
-    from ..images import MAX_RESOLUTION
+    from ..limits import MAX_RESOLUTION
 
     for r in args.resolution or []:
         if r < 32:

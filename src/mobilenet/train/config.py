@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..images import MAX_RESOLUTION
+from ..limits import MAX_RESOLUTION
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
