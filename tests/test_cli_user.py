@@ -119,7 +119,8 @@ def test_eval_unwritable_confusion_still_prints_results(tiny_weights, tmp_path, 
     assert "no such folder" in capsys.readouterr().err
 
 
-def test_eval_progress_on_stderr_and_confusion_when_asked(tiny_weights, tmp_path, capsys):
+def test_eval_progress_on_stderr_and_confusion_when_asked(tiny_weights, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MOBILENET_PROGRESS", "1")  # stderr is no terminal here
     weights, data = tiny_weights
     png = tmp_path / "cm.png"
     assert main(["eval", "--weights", str(weights), "--data", str(data), "--split", "all",
@@ -194,6 +195,7 @@ def test_info_counts_come_from_the_cache_and_match_the_counter(tmp_path, monkeyp
 
 
 def test_info_counts_without_a_writable_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOBILENET_PROGRESS", "1")  # stderr is no terminal here
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("MOBILENET_CACHE_DIR", str(blocker / "cache"))  # cannot be created
@@ -283,7 +285,8 @@ def test_native_stderr_filter_drops_only_cpuinfo_probes():
     assert out.stderr == "a real problem\nafter\n"
 
 
-def test_export_and_bench_show_progress_unless_json(tmp_path, capsys):
+def test_export_and_bench_show_progress_unless_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MOBILENET_PROGRESS", "1")  # stderr is no terminal here
     out = tmp_path / "v1.ts"
     argv = ["export", "--model", "mobilenet_v1_025", "--resolution", "32", "--format", "torchscript", "-o", str(out)]
     assert main(argv) == 0

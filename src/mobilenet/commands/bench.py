@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import progress as lines
 
     # A bar on a terminal, per-step lines otherwise; neither under --json or --no-progress/--quiet.
-    progress = not (args.no_progress or args.json) and sys.stderr.isatty()
+    progress = not (args.no_progress or args.json) and sys.stderr.isatty() and lines.wanted()
     with lines.reporting(not (args.no_progress or args.json or progress)):
         return _measure(args, names, runtimes, compare, schedule, batches, shapes, threads, threads_note, progress)
 
