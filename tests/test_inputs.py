@@ -221,7 +221,7 @@ CRAFTED = {
     "arch-args-nested": (_with("arch_args", width=[1.0]), "arch_args.width: a list"),
     "arch-args-type": (_with("arch_args", width="1.0"), "arch_args.width='1.0': expected a number"),
     "bad-config": (_with("arch_args", config="medium"), "config='medium' is not supported"),
-    "resolution-zero": (_with("preprocess", resolution=0), "preprocess.resolution must be an integer in 8..4096"),
+    "resolution-zero": (_with("preprocess", resolution=0), "preprocess.resolution must be an integer in 8..2048"),
     "std-zero": (_with("preprocess", std=[0, 0, 0]), "preprocess.std must be positive"),
     "preprocess-list": (_with(None, preprocess=[224]), "preprocess is a list, not an object"),
     "preprocess-unknown": (_with("preprocess", size=3), "preprocess has unknown field"),

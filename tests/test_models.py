@@ -11,7 +11,7 @@ import mobilenet
 from mobilenet import create_model, list_models, make_divisible, profile
 from mobilenet.layers import SameConv2d
 
-ALL = list_models()
+ALL = list_models(task="classification")  # the classifiers (dense models have their own tests)
 
 
 def test_registry_names():
@@ -20,6 +20,9 @@ def test_registry_names():
         + [f"mobilenet_v2_{w}" for w in ("035", "050", "075", "100", "130", "140")]
         + [f"mobilenet_v3_{c}_{w}" for c in ("large", "small") for w in ("035", "050", "075", "100", "125")]
         + ["mobilenet_v3_large_minimal_100", "mobilenet_v3_small_minimal_100"]
+        + [f"mobilenet_v4_{c}" for c in ("conv_small", "conv_small_050", "conv_small_035", "conv_medium",
+                                         "conv_large", "hybrid_medium", "hybrid_medium_075", "hybrid_large",
+                                         "hybrid_large_075")]
     )
     assert sorted(ALL) == sorted(expected)
     assert list_models("mobilenet_v1_*") == [f"mobilenet_v1_{w}" for w in ("025", "050", "075", "100")]

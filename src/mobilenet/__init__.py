@@ -26,7 +26,7 @@ _EXPORTS = {
     "profile": "profile",
 }
 # Subpackages reachable as attributes (`mobilenet.weights.load_tflite(...)`) without an import.
-_SUBMODULES = ("bench", "commands", "deploy", "evaluate", "export", "files", "images", "layers", "model",
+_SUBMODULES = ("bench", "commands", "deploy", "evaluate", "export", "files", "images", "layers", "limits", "model",
                "predict", "profile", "progress", "published", "quantize", "registry", "train", "v1", "v2", "v3",
                "weights")
 

@@ -19,9 +19,7 @@ from torchvision.transforms import v2 as T
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
-MIN_RESOLUTION, MAX_RESOLUTION = 8, 4096  # input sides a weights file may ask for
+from .limits import MAX_RESOLUTION, MIN_RESOLUTION  # noqa: F401 (re-exported)
 
 
 def _finite(value: object) -> bool:

@@ -34,7 +34,8 @@ class Prediction:
 def load_model(weights: str | os.PathLike | None = None, name: str | None = None,
                pretrained: bool | str | None = None) -> nn.Module:
     """A model with weights: our weights file, any checkpoint file (its model
-    told by ``name`` or found from its shapes), or ``name`` with an official tag."""
+    told by ``name`` or found from its shapes), a file ``mobilenet export`` wrote (run
+    in its runtime), or ``name`` with an official tag."""
     from .registry import create_model
     from .weights.convert import detect_format, infer_model_name
     from .weights.hub import read_checkpoint
@@ -42,6 +43,10 @@ def load_model(weights: str | os.PathLike | None = None, name: str | None = None
 
     if weights is not None:
         path = Path(weights)
+        if path.suffix.lower() in _artifact_suffixes() and path.is_file():  # runs in its own runtime
+            from .runtimes import load_artifact
+
+            return load_artifact(path).as_module()
         if path.suffix == ".safetensors" and path.is_file() and (read_metadata(path) or {}).get("format"):
             return load_weights(path)
         if name is None:
@@ -53,6 +58,12 @@ def load_model(weights: str | os.PathLike | None = None, name: str | None = None
     if not pretrained:
         raise ValueError(f"{name} needs weights: pass pretrained=True, a tag, or a weights file")
     return create_model(name, pretrained=pretrained).eval()
+
+
+def _artifact_suffixes() -> tuple[str, ...]:
+    from .runtimes import suffixes
+
+    return tuple(s for s in suffixes() if s != ".tflite")  # .tflite files are imported as our model
 
 
 def preprocess_of(model: nn.Module) -> Preprocess:

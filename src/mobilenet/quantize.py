@@ -10,29 +10,30 @@ Backends: ``"x86"`` (torchao's X86InductorQuantizer: uint8 activations, int8
 per-channel weights; runs fast once ``torch.compile`` lowers it to oneDNN) and
 ``"xnnpack"`` (ExecuTorch's XNNPACKQuantizer, int8 per-channel, for ``.pte`` files).
 The converted graph holds int8 weights and quantize/dequantize pairs; it is only fast
-once lowered (Inductor or ExecuTorch XNNPACK), see :mod:`mobilenet.export`. int8 ONNX
-files come from ONNX Runtime's own quantizer instead (:func:`mobilenet.export.export_model`).
+once lowered (Inductor or ExecuTorch XNNPACK), see :mod:`mobilenet.runtimes`. int8 ONNX
+and OpenVINO files come from those runtimes' own quantizers instead (:mod:`mobilenet.runtimes`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from .deploy import deploy
-from .images import ImageError, Preprocess, find_images, load_image
+from .images import Preprocess
+from .runtimes.common import (  # noqa: F401  (part of this module's API since before the runtimes layer)
+    DEFAULT_CALIB_IMAGES,
+    QuantizeError,
+    batch_dim,
+    calibration_batches,
+    example_batch,
+    model_preprocess,
+)
 
 BACKENDS = ("x86", "xnnpack")
-DEFAULT_CALIB_IMAGES = 200
-
-
-class QuantizeError(ValueError):
-    """A quantization request we cannot honour; the message says what to change."""
 
 
 def quantizer(backend: str, *, qat: bool = False):
@@ -100,57 +101,6 @@ def _annotate_conv_clamp(gm: torch.fx.GraphModule, config) -> None:
                                                               _annotated=True)
 
 
-def model_preprocess(model: nn.Module) -> Preprocess:
-    """The preprocessing a model's weights were trained with (224 px ImageNet defaults
-    when it carries none)."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    return Preprocess.from_dict(cfg["preprocess"]) if cfg.get("preprocess") else Preprocess()
-
-
-def calibration_batches(
-    calib: str | os.PathLike | Iterable[torch.Tensor],
-    preprocess: Preprocess,
-    *,
-    limit: int = DEFAULT_CALIB_IMAGES,
-    batch_size: int = 25,
-) -> list[torch.Tensor]:
-    """Calibration input as batches: ``calib`` is a folder of images (the first
-    ``limit`` found, preprocessed as the weights expect; unreadable files are
-    skipped) or already-made batches. Raises :class:`QuantizeError` when none."""
-    if isinstance(calib, (str, os.PathLike)):
-        folder = Path(calib)
-        if not folder.is_dir():
-            raise QuantizeError(f"calibration folder {folder} does not exist or is not a folder")
-        from . import progress
-
-        files = find_images(folder)
-        transform = preprocess.transform()
-        images, skipped = [], 0
-        advance = progress.counter(min(limit, len(files)), f"read images from {folder}")
-        for path in files:
-            if len(images) >= limit:
-                break
-            try:
-                images.append(transform(load_image(path)))
-                advance()
-            except ImageError:
-                skipped += 1
-        if not images:
-            what = f"{skipped} unreadable files" if skipped else "no image files (.jpg, .png, ...)"
-            raise QuantizeError(f"calibration folder {folder} holds {what}; point --calib at a folder of images")
-        return [torch.stack(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-    batches = [b for b in calib]
-    if not batches or not all(isinstance(b, torch.Tensor) and b.dim() == 4 and len(b) for b in batches):
-        raise QuantizeError("calibration data must be a folder of images or a non-empty list of [N, C, H, W] batches")
-    return batches
-
-
-def batch_dim(max_batch: int = 1024) -> dict[int, Any]:
-    """Dynamic batch dimension for torch.export (example batches have 2 images, as a
-    batch of 1 would be specialised)."""
-    return {0: torch.export.Dim("batch", min=1, max=max_batch)}
-
-
 def _exported_module(model: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
     try:
         return torch.export.export(model, (example,), dynamic_shapes=(batch_dim(),)).module()
@@ -172,13 +122,6 @@ def _drop_unused_attributes(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return gm
 
 
-def example_batch(model: nn.Module, resolution: int | None = None, batch: int = 2) -> torch.Tensor:
-    """A random input of the model's resolution (from its preprocessing)."""
-    resolution = resolution or model_preprocess(model).resolution
-    in_chans = getattr(model, "arch_args", {}).get("input_channel", 3)
-    return torch.randn(batch, in_chans, resolution, resolution)
-
-
 @torch.no_grad()
 def quantize_ptq(
     model: nn.Module,
@@ -193,13 +136,13 @@ def quantize_ptq(
     weights, q/dq activations), callable on a batch."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from . import progress
-
     check_quantizable(model)
     q = quantizer(backend)
     batches = calibration_batches(calib, model_preprocess(model), limit=limit)
     fused = deploy(model)
     example = example_batch(model, batches[0].shape[-1])
+    from . import progress
+
     progress.step(f"exporting the graph and preparing it for {backend} int8")
     prepared = prepare_pt2e(_exported_module(fused, example), q)
     progress.step(f"calibrating on {sum(len(b) for b in batches)} images")
@@ -290,10 +233,10 @@ def register_quantized_ops() -> None:
 
 def save_qat(prepared: nn.Module, path: str | os.PathLike, *, preprocess: Preprocess, labels: list[str] | None = None):
     """The end of ``mobilenet train --qat``: convert a copy of the trained QAT graph
-    to int8 and write it as a ``.pt2`` that :func:`mobilenet.export.load_artifact` reads."""
+    to int8 and write it as a ``.pt2`` that :func:`mobilenet.runtimes.load_artifact` reads."""
     import copy
 
-    from .export import save_program
+    from .runtimes.pt2 import save_program
 
     int8 = convert(copy.deepcopy(prepared))
     int8.pretrained_cfg = {"preprocess": preprocess.to_dict(), "labels": labels}

@@ -38,7 +38,7 @@ class Result:
     impl: str  # that source's own name for it
     task: str  # "inference" | "train"
     runtime: str
-    precision: str  # "fp32" | "int8"
+    precision: str  # "fp32" | "int8" | "bf16"
     batch: int
     resolution: int
     threads: int
@@ -174,6 +174,7 @@ def benchmark(
     compare: Sequence[str] = (),
     peer_runtimes: Sequence[str] | None = None,
     int8: bool = False,
+    bf16: bool = False,
     schedule: Schedule | None = None,
     workdir: str | Path | None = None,
     calib: str | Path | None = None,
@@ -184,22 +185,24 @@ def benchmark(
 
     ``peer_runtimes`` limits the runtimes the peers run under (default: all of
     ``runtimes``). ``int8`` adds our int8 models under the runtimes that run int8 (Inductor, ONNX
-    Runtime, ExecuTorch), calibrated on ``calib`` (a folder of images; default:
+    Runtime, ExecuTorch, OpenVINO), calibrated on ``calib`` (a folder of images; default:
     random batches, which change the accuracy, not the speed). A route that cannot run here (a library missing, an export
-    failing) is kept as a row with ``error`` saying why.
+    failing) is kept as a row with ``error`` saying why. ``bf16`` adds our models in bf16 under the
+    runtimes that run it (``routes.BF16_RUNTIMES``; a row says so where the CPU has no native bf16).
     """
     from .machine import available_cpus
 
     threads = available_cpus() if threads is None else threads
     _check(models, [*runtimes, *(peer_runtimes or ())], compare, batches, resolution, threads)
     schedule = schedule or Schedule()
-    plan: list[tuple[str, int, list[tuple[str, str, bool]]]] = []
+    plan: list[tuple[str, int, list[tuple[str, str, str]]]] = []
     for name in models:
         for batch in batches:
-            cands = [("ours", rt, False) for rt in runtimes]
-            cands += [(src, rt, False) for src in compare if src in routes.PEERS.get(name, {}) for rt in runtimes
+            cands = [("ours", rt, "fp32") for rt in runtimes]
+            cands += [(src, rt, "fp32") for src in compare if src in routes.PEERS.get(name, {}) for rt in runtimes
                       if peer_runtimes is None or rt in peer_runtimes]
-            cands += [("ours", rt, True) for rt in runtimes if int8 and rt in routes.INT8_RUNTIMES]
+            cands += [("ours", rt, "int8") for rt in runtimes if int8 and rt in routes.INT8_RUNTIMES]
+            cands += [("ours", rt, "bf16") for rt in runtimes if bf16 and rt in routes.BF16_RUNTIMES]
             plan.append((name, batch, cands))
     results: list[Result] = []
     counts: dict = {}
@@ -209,20 +212,21 @@ def benchmark(
         tmp = Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mobilenet-bench-")))
         for name, batch, cands in plan:
             group: list[tuple[Result, Timed | None, float | None]] = []
-            for source, runtime, is_int8 in cands:
+            for source, runtime, precision in cands:
                 if bar is not None:
-                    bar.set_description(f"{name} b{batch}: preparing {source} {runtime}{' int8' if is_int8 else ''}")
+                    bar.set_description(f"{name} b{batch}: preparing {source} {runtime} {precision}")
                 else:  # per-step lines where no bar is shown (not a terminal); silent unless the CLI asks
-                    progress_step(f"{name} b{batch}: preparing {source} {runtime}{' int8' if is_int8 else ''}")
+                    progress_step(f"{name} b{batch}: preparing {source} {runtime} {precision}")
                 macs, params = _counts(source, name, resolution, counts)
                 base = Result(name, source, routes.PEERS.get(name, {}).get(source, name), "inference", runtime,
-                              "int8" if is_int8 else "fp32", batch, resolution, threads, routes.LAYOUTS[runtime],
+                              precision, batch, resolution, threads, routes.LAYOUTS[runtime],
                               macs=macs, params=params)
                 try:
                     if source != "ours" and not routes.peer_available(source):
                         raise routes.RouteUnavailable(f"{source} is not installed")
                     route = routes.prepare(source, name, runtime, batch=batch, resolution=resolution,
-                                           threads=threads, workdir=tmp, int8=is_int8, calib=calib)
+                                           threads=threads, workdir=tmp, int8=precision == "int8", calib=calib,
+                                           precision="fp32" if precision == "int8" else precision)
                     routes.check_output(route, batch)
                     group.append((replace(base, impl=route.impl, note=route.note), Timed(route.run), route.setup_s))
                 except Exception as exc:  # reported in the row, the rest of the run goes on
@@ -242,7 +246,7 @@ def benchmark(
         bar.close()
     settings = dict(models=list(models), runtimes=list(runtimes), batches=list(batches), resolution=resolution,
                     threads=threads, compare=list(compare),
-                    peer_runtimes=list(peer_runtimes or runtimes), int8=int8,
+                    peer_runtimes=list(peer_runtimes or runtimes), int8=int8, bf16=bf16,
                     calib=str(calib) if calib else "random", schedule=asdict(schedule))
     return BenchReport(describe_machine(threads), add_ratios(results), settings)
 

@@ -22,8 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-RUNTIMES = ("eager", "channels_last", "compile", "onnxruntime", "executorch")
-INT8_RUNTIMES = ("compile", "onnxruntime", "executorch")
+from .. import runtimes as _runtimes
+
+# The torch-native routes, then every file runtime in mobilenet.runtimes (ONNX Runtime,
+# ExecuTorch, OpenVINO, ...): bench learns those from the registry, not by name.
+TORCH_RUNTIMES = ("eager", "channels_last", "compile")
+_FILE_RUNTIMES = {r.engine: r for r in _runtimes.all_runtimes() if r.benchable}
+RUNTIMES = (*TORCH_RUNTIMES, *_FILE_RUNTIMES)
+INT8_RUNTIMES = ("compile", *(e for e, r in _FILE_RUNTIMES.items() if r.int8_backend))
+BF16_RUNTIMES = tuple(e for e, r in _FILE_RUNTIMES.items() if "bf16" in r.precisions)
 SOURCES = ("ours", "torchvision", "timm")
 PEER_SOURCES = ("torchvision", "timm")
 
@@ -32,8 +39,7 @@ LAYOUTS = {
     "eager": "NCHW",
     "channels_last": "channels_last",
     "compile": "channels_last",
-    "onnxruntime": "NCHW in (ORT's blocked layout inside)",
-    "executorch": "NCHW in (XNNPACK NHWC inside)",
+    **{e: r.layout for e, r in _FILE_RUNTIMES.items()},
 }
 
 # Our registry name -> the same architecture in each peer library (paper-exact
@@ -115,53 +121,28 @@ def _quiet() -> contextlib.ExitStack:
     return stack
 
 
-def _our_exporter():
-    try:
-        from .. import export
-    except ImportError:
-        return None
-    return export if hasattr(export, "export_model") else None
-
-
-def _batch_dim() -> tuple[dict, ...]:
-    # An example batch of 2 keeps torch.export from specialising the batch size to 1.
-    return ({0: torch.export.Dim("batch", min=1, max=128)},)
-
-
-def _plain_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
-    with _quiet():
-        torch.onnx.export(model, (x[:1].expand(2, -1, -1, -1).contiguous(),), str(path), dynamo=True,
-                          external_data=False, dynamic_shapes=_batch_dim())
-
-
-def _plain_executorch(model: nn.Module, x: torch.Tensor, path: Path) -> None:
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
-    with _quiet():
-        program = torch.export.export(model, (x[:1].expand(2, -1, -1, -1).contiguous(),), dynamic_shapes=_batch_dim())
-        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
-    path.write_bytes(lowered.buffer)
-
-
-def _export(source: str, model: nn.Module, fmt: str, x: torch.Tensor, path: Path, int8: bool, calib) -> str:
-    """Write ``model`` as an ONNX or ExecuTorch file; returns a note naming the exporter.
+def _export(source: str, model: nn.Module, runtime, x: torch.Tensor, path: Path, int8: bool, calib,
+            precision: str) -> str:
+    """Write ``model`` for a file runtime; returns a note naming the exporter.
 
     Ours go through ``mobilenet.export`` (BatchNorm folded, the file checked against
-    eager); the peers through the plain exporters. Both with a dynamic batch."""
-    exporter = _our_exporter() if source == "ours" else None
-    if exporter is not None:
+    eager); the peers through the library's plain exporter. Both with a dynamic batch."""
+    if source == "ours":
+        from ..export import export_model
+
         if not path.exists():  # dynamic batch: one file serves every batch size
             with _quiet():
-                exporter.export_model(model, fmt, path, resolution=x.shape[-1], int8=int8,
-                                      calib=_calib(calib, x) if int8 else None)
-        return f"mobilenet.export ({fmt}{', int8' if int8 else ''})"
+                export_model(model, runtime.name, path, resolution=x.shape[-1], int8=int8,
+                             calib=_calib(calib, x) if int8 else None, precision=precision)
+        return f"mobilenet.export ({runtime.name}{', int8' if int8 else ''}{', ' + precision if precision != 'fp32' else ''})"
     if int8:
-        raise RouteUnavailable("int8 needs mobilenet.export (export_model(..., int8=True)), which is not installed")
+        raise RouteUnavailable("int8 routes run our models only")
+    if runtime.plain_exporter is None:
+        raise RouteUnavailable(f"no plain {runtime.name} exporter for {source}'s models")
     if not path.exists():  # dynamic batch: one file serves every batch size
-        (_plain_onnx if fmt == "onnx" else _plain_executorch)(model, x, path)
-    name = "torch.onnx.export(dynamo=True)" if fmt == "onnx" else "torch.export + XNNPACK partitioner"
-    return name + (" (mobilenet.export not available)" if source == "ours" else "")
+        with _quiet():
+            runtime.write_plain(model, x[:1].expand(2, -1, -1, -1).contiguous(), path)
+    return runtime.plain_exporter
 
 
 def _calib(calib, x: torch.Tensor):
@@ -182,18 +163,6 @@ def _compiled_int8(model: nn.Module, x: torch.Tensor, calib) -> Callable:
         return torch.compile(quantize_ptq(model, _calib(calib, x), backend="x86"), dynamic=False)
 
 
-def _ort_session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def prepare(
     source: str,
     name: str,
@@ -205,8 +174,10 @@ def prepare(
     workdir: Path,
     int8: bool = False,
     calib=None,
+    precision: str = "fp32",
 ) -> Route:
-    """Build, export and load one route, call it once, and time all of that as set-up."""
+    """Build, export and load one route, call it once, and time all of that as set-up.
+    ``precision`` is ``"bf16"`` for a reduced-precision route (``BF16_RUNTIMES``)."""
     start = time.perf_counter()
     model, impl = build_model(source, name)
     model.eval()
@@ -214,6 +185,8 @@ def prepare(
     layout, note = LAYOUTS[runtime], ""
     if int8 and runtime not in INT8_RUNTIMES:
         raise RouteUnavailable(f"int8 runs through {' or '.join(INT8_RUNTIMES)}, not {runtime}")
+    if precision != "fp32" and runtime not in BF16_RUNTIMES:
+        raise RouteUnavailable(f"{precision} runs through {' or '.join(BF16_RUNTIMES) or 'no runtime'}, not {runtime}")
     if runtime in ("eager", "channels_last"):
         if runtime == "channels_last":
             model, x = _channels_last(model, x)
@@ -236,22 +209,20 @@ def prepare(
         with inductor_config.patch(freezing=True), torch.inference_mode(), _quiet():
             compiled(x)
         run, note = _inference(compiled, x), "torch.compile (inductor, freezing)"
-    elif runtime in ("onnxruntime", "executorch"):
-        fmt = "onnx" if runtime == "onnxruntime" else "executorch"
-        tag = f"{source}-{impl}-{runtime}-{'int8' if int8 else 'fp32'}-r{resolution}"
-        path = workdir / (tag + (".onnx" if fmt == "onnx" else ".pte"))
-        note = _export(source, model, fmt, x, path, int8, calib)
-        if runtime == "onnxruntime":
-            session = _ort_session(path, threads)
-            feed = {session.get_inputs()[0].name: x.numpy()}
-            run = lambda: session.run(None, feed)  # noqa: E731
-        else:
-            # load_artifact runs batches above the planned input buffer (XNNPACK lowering
-            # caps it at 15) in chunks, as a user of the .pte must.
-            from ..export import load_artifact
-
-            artifact = load_artifact(path, threads=threads)
-            run = lambda: artifact(x)  # noqa: E731
+    elif runtime in _FILE_RUNTIMES:
+        rt = _FILE_RUNTIMES[runtime]
+        rt.check_installed()
+        if precision != "fp32" and precision not in rt.native_precisions():
+            raise RouteUnavailable(f"this CPU has no native {precision} for {runtime}")
+        tag = f"{source}-{impl}-{runtime}-{'int8' if int8 else precision}-r{resolution}"
+        path = workdir / (tag + rt.suffix)
+        note = _export(source, model, rt, x, path, int8, calib, precision)
+        # Loaded as a user loads the file (load_artifact); ExecuTorch runs batches above
+        # its planned input buffer (XNNPACK lowering caps it at 15) in chunks.
+        loaded = rt.load(path, threads=threads, precision=precision)
+        if loaded.precision != precision and not int8:
+            raise RouteUnavailable(f"{runtime} ran {loaded.precision}, not {precision}")
+        run = lambda: loaded.run(x)  # noqa: E731
     else:
         raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
     run()

@@ -14,7 +14,7 @@ class CommandError(Exception):
 
 
 class LazyChoices:
-    """argparse ``choices`` read from ``module.NAME`` only when an argument is checked or its
+    """argparse ``choices`` read from ``module.NAME`` (a sequence, or a function returning one) only when an argument is checked or its
     help shown, so that building the parser (``mobilenet --help``) imports no torch. Give the
     argument a ``metavar``: argparse lists the choices in the metavar when it has none."""
 
@@ -24,7 +24,8 @@ class LazyChoices:
     def _values(self) -> tuple:
         import importlib
 
-        return tuple(getattr(importlib.import_module(self.module), self.name))
+        value = getattr(importlib.import_module(self.module), self.name)
+        return tuple(value() if callable(value) else value)
 
     def __contains__(self, value: object) -> bool:
         return value in self._values()

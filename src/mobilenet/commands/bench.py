@@ -22,8 +22,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("models", nargs="*", metavar="MODEL", help=f"model names or patterns (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--runtime", default="eager", metavar="LIST",
-                   help="comma-separated: eager, channels_last, compile, onnxruntime, executorch (default: eager)")
-    p.add_argument("--int8", action="store_true", help="also time our int8 models (ONNX Runtime / ExecuTorch runtimes)")
+                   help="comma-separated: eager, channels_last, compile, or a file runtime (onnxruntime, executorch, "
+                   "openvino, ...: every one `mobilenet export` writes; an unknown name gets the list) (default: eager)")
+    p.add_argument("--int8", action="store_true",
+                   help="also time our int8 models (under each runtime in --runtime that has int8)")
+    p.add_argument("--bf16", action="store_true",
+                   help="also time our models in bf16 (under each runtime in --runtime that has it, on a CPU with "
+                   "native bf16)")
     p.add_argument("--calib", metavar="DIR",
                    help="images to calibrate --int8 on (default: random batches; speed does not depend on them)")
     p.add_argument("--batch", default="1", metavar="LIST", help="comma-separated batch sizes (default: 1)")
@@ -163,7 +168,8 @@ def _measure(args, names, runtimes, compare, schedule, batches, shapes, threads,
 
     try:
         report = benchmark(names, runtimes=runtimes, batches=batches, resolution=args.resolution,
-                           threads=threads, compare=compare, int8=args.int8, schedule=schedule, calib=args.calib,
+                           threads=threads, compare=compare, int8=args.int8, bf16=args.bf16, schedule=schedule,
+                           calib=args.calib,
                            progress=progress)
         if shapes:
             train = benchmark_training(names, shapes=shapes, threads=threads, compare=compare,

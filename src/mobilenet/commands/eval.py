@@ -14,12 +14,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="accuracy, loss, per-class accuracy and a confusion matrix of weights on data",
-        description="Evaluate weights (our .safetensors, a run folder, a .tflite file, or a file from `mobilenet export` / `quantize`: .onnx, .pte, .pt2, TorchScript, run in its own runtime) on --data: digits, "
+        description="Evaluate weights (our .safetensors, a run folder, a .tflite file, or a file from `mobilenet export` / `quantize`: .onnx, .pte, .pt2, TorchScript, OpenVINO .xml, run in its own runtime) on --data: digits, "
         "cifar10, cifar100 (their held-out split), a folder with val/, a folder of class folders, or with "
         "--labels-from-filenames a flat folder of <class>_<anything>.<ext> files (ImageNet's <wnid>_<name>.JPEG; "
         "classes are the sorted prefixes; a model with one extra 'background' output first is handled).",
     )
-    p.add_argument("--weights", required=True, metavar="W", help=".safetensors, run folder, .tflite, or .onnx/.pte/.pt2/.ts")
+    p.add_argument("--weights", required=True, metavar="W", help=".safetensors, run folder, .tflite, or .onnx/.pte/.pt2/.ts/.xml")
     p.add_argument("--data", required=True, metavar="D", help="digits, cifar10, cifar100, or a folder")
     p.add_argument("--labels-from-filenames", action="store_true",
                    help="flat folder: the class of a file is its name up to the first '_'")
@@ -38,7 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-ARTIFACT_SUFFIXES = (".onnx", ".pte", ".pt2", ".ts", ".pt")
+def artifact_suffixes() -> tuple[str, ...]:
+    from ..runtimes import suffixes
+
+    return (*suffixes(), ".pt")
 
 
 def load_any(weights: str):
@@ -49,8 +52,8 @@ def load_any(weights: str):
         path = path / "weights.safetensors"
     if not path.is_file():
         raise CommandError(f"--weights {weights}: no such file")
-    if path.suffix.lower() in ARTIFACT_SUFFIXES:  # exported or int8 files run in their own runtime
-        from ..export import load_artifact
+    if path.suffix.lower() in artifact_suffixes():  # exported or int8 files run in their own runtime
+        from ..runtimes import load_artifact
 
         return load_artifact(path).as_module(), path
     return load_pretrained_model(str(path)), path
@@ -100,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..images import Preprocess
     from ..train.data import DataError
     from ..train.distributed import pick_device
-    from ..export import ExportError
+    from ..runtimes import ExportError
     from ..weights.store import WeightsError
 
     import torch

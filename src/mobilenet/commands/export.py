@@ -1,4 +1,4 @@
-"""``mobilenet export``: ONNX, ExecuTorch or TorchScript, checked in its own runtime."""
+"""``mobilenet export``: a file for any runtime in :mod:`mobilenet.runtimes`, checked in that runtime."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ from . import CommandError, LazyChoices, format_table, print_json
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a model to ONNX, ExecuTorch (.pte, XNNPACK) or TorchScript, fp32 or int8",
+        help="export a model to ONNX, ExecuTorch, TorchScript, OpenVINO, ...: fp32, int8 or bf16",
         description="BatchNorm is folded into the convs, the file is written, loaded back in its own runtime "
-        "(ONNX Runtime, ExecuTorch, torch.jit.load), run on a batch and compared with eager PyTorch; a file "
-        "that differs by more than 1e-4 x the largest logit (fp32) is not written. --int8 quantizes with the "
-        "runtime's own quantizer (ONNX Runtime's quantize_static for ONNX, PT2E + XNNPACKQuantizer for "
-        "ExecuTorch), calibrated on --calib images.",
+        "(ONNX Runtime, ExecuTorch, torch.jit.load, OpenVINO, ...), run on a batch and compared with eager "
+        "PyTorch; a file that differs by more than 1e-4 x the largest logit (fp32) is not written. --int8 "
+        "quantizes with the runtime's own quantizer (ONNX Runtime's quantize_static for ONNX, PT2E + "
+        "XNNPACKQuantizer for ExecuTorch, NNCF for OpenVINO), calibrated on --calib images.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="FILE", help="our .safetensors weights, or a TFLite MobileNet classifier")
     src.add_argument("--model", metavar="NAME", help="a registry model with fresh weights (see `mobilenet info`)")
-    p.add_argument("--format", required=True, choices=LazyChoices("mobilenet.export", "FORMATS"), metavar="FORMAT",
+    p.add_argument("--format", required=True, choices=LazyChoices("mobilenet.runtimes", "formats"), metavar="FORMAT",
                    help="what to write: %(choices)s")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
-    p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch): quantize with --calib images")
+    p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch, openvino): quantize with --calib images")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="what the runtime computes in: bf16 (openvino, on a CPU with native bf16); default fp32")
     p.add_argument("--calib", metavar="DIR", help="folder of calibration images for --int8")
     p.add_argument("--calib-images", type=int, default=200, metavar="N", help="images used to calibrate (200)")
     p.add_argument("--images", metavar="DIR", help="check the file on real images from DIR (default: --calib, "
@@ -59,7 +61,7 @@ def load_model(weights: str | None, name: str | None, num_classes: int = 1000):
 
 
 def real_batch(folder: str, preprocess, argument: str, count: int = 8):
-    from ..quantize import QuantizeError, calibration_batches
+    from ..runtimes.common import QuantizeError, calibration_batches
 
     try:
         return calibration_batches(folder, preprocess, limit=count, batch_size=count)[0]
@@ -79,10 +81,12 @@ def _run(args: argparse.Namespace) -> int:
 
     progress.step("loading torch and the model")
     from ..export import ExportError, check_request, export_model
-    from ..quantize import model_preprocess
+    from ..runtimes.common import model_preprocess
 
     try:
-        check_request(args.format, int8=args.int8, max_batch=args.max_batch)
+        runtime = check_request(args.format, int8=args.int8, max_batch=args.max_batch, precision=args.precision)
+        runtime.check_path(Path(args.output))
+        runtime.check_installed()
     except ExportError as exc:
         raise CommandError(str(exc)) from None
     if args.int8 and not args.calib:
@@ -104,7 +108,8 @@ def _run(args: argparse.Namespace) -> int:
     example = real_batch(folder, pre, "--images" if args.images else "--calib") if folder else None
     try:
         report = export_model(model, args.format, args.output, example=example, int8=args.int8, calib=args.calib,
-                              resolution=pre.resolution, max_batch=args.max_batch, calib_limit=args.calib_images)
+                              resolution=pre.resolution, max_batch=args.max_batch, calib_limit=args.calib_images,
+                              precision=args.precision)
     except ExportError as exc:
         raise CommandError(str(exc)) from None
     row = report.to_dict()
@@ -113,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         print_json(row)
         return 0
     print(format_table([{
-        "file": report.path, "format": report.format + (" int8" if report.int8 else ""),
+        "file": report.path, "format": report.format + (" int8" if report.int8 else f" {report.precision}"),
         "MB": round(report.bytes / 1e6, 2), "max |diff|": report.max_abs_diff, "vs": report.reference,
         "tolerance": report.tolerance, "export s": round(report.export_s, 1),
         "runtime ms": round(report.runtime_ms, 1),

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="int8 post-training quantization (PT2E, per-channel weights) calibrated on real images",
         description="Fold BatchNorm, export the graph, quantize it with the backend's PT2E quantizer (int8 "
         "per-channel weights), calibrate on images from --calib, and write a .pt2 ExportedProgram that "
-        "`mobilenet eval`/`bench` and mobilenet.export.load_artifact read. For ONNX or ExecuTorch int8 files "
+        "`mobilenet eval`/`bench` and mobilenet.runtimes.load_artifact read. For ONNX or ExecuTorch int8 files "
         "use `mobilenet export --int8`.",
     )
     p.add_argument("--weights", required=True, metavar="FILE", help="our .safetensors weights, or a TFLite classifier")
@@ -45,8 +45,10 @@ def _run(args: argparse.Namespace, start: float) -> int:
     progress.step("loading torch and the weights")
     import torch
 
-    from ..export import artifact_metadata, load_artifact, save_program
     from ..quantize import QuantizeError, calibration_batches, model_preprocess, quantize_ptq
+    from ..runtimes import load_artifact
+    from ..runtimes.common import artifact_metadata
+    from ..runtimes.pt2 import save_program
     from .export import load_model
 
     if args.calib_images < 1:

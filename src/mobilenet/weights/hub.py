@@ -95,7 +95,7 @@ def _tag_of(ws: WeightSource) -> WeightTag:
                             mean=tuple(ws.mean), std=tuple(ws.std))
     return WeightTag(ws.model, tag, ws.source, url, sha, ws.licence, ws.top1, preprocess, ws.original_name
                      if "." in ws.original_name else f"{ws.original_name}.{ws.tag}",
-                     tf_ported, "in21k" in ws.tag, ws.note)
+                     tf_ported, "in21k" in ws.tag or "in12k" in ws.tag, ws.note)
 
 
 TAGS: dict[str, WeightTag] = {t.name: t for t in map(_tag_of, WEIGHT_SOURCES)}

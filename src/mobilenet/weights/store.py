@@ -49,9 +49,10 @@ def _require_safetensors() -> None:
 def architectures() -> dict[str, type[nn.Module]]:
     from ..v1 import MobileNetV1
     from ..v2 import MobileNetV2
+    from ..segmentation import SegmentationModel
     from ..v3 import MobileNetV3
 
-    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3)}
+    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3, SegmentationModel)}
 
 
 def describe(model: nn.Module, preprocess: Preprocess | None = None, labels: list[str] | None = None,

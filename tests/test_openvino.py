@@ -1,0 +1,151 @@
+"""OpenVINO IR export (fp32, bf16, int8 through NNCF), checked in OpenVINO's CPU plugin,
+and run by eval, predict and bench through the runtime layer."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+from conftest import shared_path  # noqa: E402
+from model_helpers import settled  # noqa: E402
+from mobilenet import runtimes  # noqa: E402
+from mobilenet.cli import main  # noqa: E402
+from mobilenet.export import ExportError, export_model, load_artifact  # noqa: E402
+from mobilenet.images import Preprocess, find_images, load_image  # noqa: E402
+
+RES = 64
+OV = runtimes.get("openvino")
+
+
+def real_batches(count: int = 16, res: int = RES) -> list[torch.Tensor]:
+    """Real photos (bees) at ``res`` px: calibration with real statistics."""
+    t = Preprocess(resolution=res, crop_pct=1.0).transform()
+    images = [t(load_image(p)) for p in find_images(shared_path("hymenoptera", "val", "bees"))[:count]]
+    return [torch.stack(images[i : i + 8]) for i in range(0, len(images), 8)]
+
+
+def test_fp32_ir_is_two_files_checked_at_f32(tmp_path):
+    model = settled("mobilenet_v3_small_050")
+    path = tmp_path / "m.xml"
+    report = export_model(model, "openvino", path, example=torch.randn(3, 3, RES, RES))
+    assert report.passed and report.reference == "fp32 eager" and report.precision == "fp32"
+    assert report.max_abs_diff <= 1e-4 * report.logit_scale and report.logit_scale > 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]
+    assert report.bytes == path.stat().st_size + (tmp_path / "m.bin").stat().st_size
+    # Loaded back by content, at another batch size, it runs f32 even on a CPU with native bf16.
+    artifact = load_artifact(path)
+    assert artifact.format == "openvino" and artifact.precision == "fp32" and not artifact.int8
+    assert artifact.metadata["model_name"] == "mobilenet_v3_small_050" and artifact.num_classes == 10
+    x = torch.randn(5, 3, RES, RES)
+    with torch.no_grad():
+        want = model(x)
+    assert (artifact(x) - want).abs().max() <= 1e-4 * want.abs().max()
+
+
+def test_int8_through_nncf_checks_against_its_fakequantize_graph(tmp_path):
+    model = settled("mobilenet_v2_035")
+    calib = real_batches()
+    path = tmp_path / "q.xml"
+    fp32 = export_model(model, "openvino", tmp_path / "f.xml", example=calib[0][:4])
+    report = export_model(model, "openvino", path, example=calib[1], int8=True, calib=calib)
+    assert report.passed and report.int8 and report.backend == "nncf"
+    assert "FakeQuantize" in report.reference and report.max_abs_diff <= report.tolerance
+    assert any("NNCF" in n for n in report.notes)
+    int8_bin, fp32_bin = (tmp_path / "q.bin").stat().st_size, (tmp_path / "f.bin").stat().st_size
+    assert int8_bin < 0.35 * fp32_bin, (int8_bin, fp32_bin)  # int8 weights (the .xml is the same graph)
+    xml = path.read_text()
+    assert "FakeQuantize" in xml and 'element_type="i8"' in xml
+    artifact = load_artifact(path)
+    assert artifact.int8 and artifact.metadata["backend"] == "nncf"
+    assert artifact(calib[0]).shape == (8, 10)
+
+
+def test_bf16_where_the_cpu_has_it(tmp_path):
+    model = settled("mobilenet_v3_small_050")
+    if "bf16" not in OV.native_precisions():
+        with pytest.raises(ExportError, match="no native bf16"):
+            export_model(model, "openvino", tmp_path / "b.xml", precision="bf16")
+        return
+    report = export_model(model, "openvino", tmp_path / "b.xml", example=torch.randn(3, 3, RES, RES),
+                          precision="bf16")
+    assert report.passed and report.precision == "bf16" and "bf16 eager" in report.reference
+    assert report.max_abs_diff_fp32 > 0  # it really ran in bf16
+    assert load_artifact(tmp_path / "b.xml").precision == "bf16"
+    assert load_artifact(tmp_path / "b.xml", precision="fp32").precision == "fp32"
+
+
+def test_bad_requests_are_one_clear_error(tmp_path):
+    model = settled("mobilenet_v1_025")
+    with pytest.raises(ExportError, match=r"\.xml"):
+        export_model(model, "openvino", tmp_path / "m.bin")
+    with pytest.raises(ExportError, match="exclusive"):
+        export_model(model, "openvino", tmp_path / "m.xml", int8=True, calib=tmp_path, precision="bf16")
+    with pytest.raises(ExportError, match="onnx runs fp32, not bf16"):
+        export_model(model, "onnx", tmp_path / "m.onnx", precision="bf16")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_openvino_names_the_extra(tmp_path, monkeypatch, capsys):
+    """A machine without OpenVINO gets one line naming the extra, from the API and the CLI."""
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what an import of an absent package meets
+    with pytest.raises(ExportError, match=r"pip install 'mobilenet\[openvino\]'"):
+        export_model(settled("mobilenet_v1_025"), "openvino", tmp_path / "m.xml")
+    assert main(["export", "--model", "mobilenet_v1_025", "--format", "openvino", "-o", str(tmp_path / "m.xml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mobilenet[openvino]" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_and_predict_run_the_ir(tmp_path, capsys):
+    """`mobilenet eval` and `predict` take the .xml and score it as the weights it came from."""
+    from PIL import Image
+
+    from mobilenet.weights import save_weights
+
+    rng = torch.Generator().manual_seed(0)
+    for cls in ("a", "b"):
+        folder = tmp_path / "data" / "val" / cls
+        folder.mkdir(parents=True)
+        (tmp_path / "data" / "train" / cls).mkdir(parents=True)
+        for i in range(6):
+            pixels = (torch.rand(40, 40, 3, generator=rng) * 255).to(torch.uint8).numpy()
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+            Image.fromarray(pixels).save(tmp_path / "data" / "train" / cls / f"{i}.png")
+    weights = save_weights(settled("mobilenet_v3_small_050", num_classes=2), tmp_path / "w.safetensors",
+                           preprocess=Preprocess(resolution=RES), labels=["a", "b"])
+    xml = tmp_path / "w.xml"
+    assert main(["export", "--weights", str(weights), "--format", "openvino", "-o", str(xml)]) == 0
+    assert "openvino fp32" in capsys.readouterr().out
+    results = []
+    for w in (weights, xml):
+        assert main(["eval", "--weights", str(w), "--data", str(tmp_path / "data"), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["images"] == results[1]["images"] == 12
+    assert results[0]["top1"] == results[1]["top1"] and abs(results[0]["loss"] - results[1]["loss"]) < 1e-3
+    image = str(tmp_path / "data" / "val" / "a" / "0.png")
+    for w in (weights, xml):
+        assert main(["predict", image, "--weights", str(w), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out)[0]["top"])
+    assert [g["label"] for g in results[2]] == [g["label"] for g in results[3]]
+    assert results[2][0]["probability"] == pytest.approx(results[3][0]["probability"], abs=1e-4)
+
+
+def test_bench_runs_openvino_fp32_int8_and_bf16():
+    from mobilenet.bench import Schedule, benchmark
+
+    report = benchmark(["mobilenet_v3_small_050"], runtimes=["openvino"], resolution=32, threads=1, int8=True,
+                       bf16=True, schedule=Schedule(min_runs=2, min_time=0.0, max_time=0.05, warmup_runs=1,
+                                                    warmup_time=0.0, burst_time=0.0))
+    rows = {r.precision: r for r in report.results}
+    assert set(rows) == {"fp32", "int8", "bf16"}
+    for precision in ("fp32", "int8"):
+        assert rows[precision].error is None and rows[precision].runs >= 2, rows[precision]
+        assert "mobilenet.export (openvino" in rows[precision].note
+    bf16 = rows["bf16"]
+    assert (bf16.error is None) == ("bf16" in OV.native_precisions()), bf16
