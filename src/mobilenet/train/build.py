@@ -18,12 +18,9 @@ def load_pretrained_model(source: str, model_name: str | None = None) -> nn.Modu
     (the model found from the checkpoint's shapes when ``model_name`` is None)."""
     path = Path(source)
     if path.suffix.lower() == ".tflite":
-        from ..weights.store import check_finite
         from ..weights.tflite import load_tflite
 
-        model = load_tflite(path)[0]
-        check_finite(model.state_dict(), path)
-        return model
+        return load_tflite(path)[0]
     if path.is_file() and path.suffix.lower() == ".safetensors":
         from ..weights.store import load_weights, read_metadata
 
