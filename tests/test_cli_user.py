@@ -316,3 +316,13 @@ def test_export_and_bench_show_progress_unless_json(tmp_path, capsys, monkeypatc
     assert "mobilenet_v3_small_050 b1: timing 1 routes" in capsys.readouterr().err
     assert main([*bench, "--json"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_import_tflite_shows_progress(tmp_path, capsys, monkeypatch):
+    from conftest import shared_path
+
+    path = shared_path("tflite", "mobilenet_v1_0.25_128_quant.tflite")
+    monkeypatch.setenv("MOBILENET_PROGRESS", "1")
+    assert main(["import-tflite", str(path), "-o", str(tmp_path / "v1.safetensors")]) == 0
+    err = capsys.readouterr().err
+    assert f"reading {path}" in err and "writing" in err
