@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, help="input size (default: the weights' preprocessing, else 224)")
     p.add_argument("--max-batch", type=int, default=128, help="largest batch an ExecuTorch file accepts (128)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
@@ -66,6 +67,16 @@ def real_batch(folder: str, preprocess, argument: str, count: int = 8):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    with progress.reporting(not (args.json or args.quiet)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    progress.step("loading torch and the model")
     from ..export import ExportError, check_request, export_model
     from ..runtimes.common import model_preprocess
 
