@@ -43,9 +43,9 @@ def load_model(weights: str | os.PathLike | None = None, name: str | None = None
 
     if weights is not None:
         path = Path(weights)
-        if path.suffix.lower() in _artifact_suffixes() and path.is_file():  # runs in its own runtime
-            from .runtimes import load_artifact
+        from .runtimes import load_artifact, owner
 
+        if owner(path) is not None and path.is_file():  # a file `mobilenet export` wrote: its own runtime
             return load_artifact(path).as_module()
         if path.suffix == ".safetensors" and path.is_file() and (read_metadata(path) or {}).get("format"):
             return load_weights(path)
@@ -58,12 +58,6 @@ def load_model(weights: str | os.PathLike | None = None, name: str | None = None
     if not pretrained:
         raise ValueError(f"{name} needs weights: pass pretrained=True, a tag, or a weights file")
     return create_model(name, pretrained=pretrained).eval()
-
-
-def _artifact_suffixes() -> tuple[str, ...]:
-    from .runtimes import suffixes
-
-    return tuple(s for s in suffixes() if s != ".tflite")  # .tflite files are imported as our model
 
 
 def preprocess_of(model: nn.Module) -> Preprocess:
