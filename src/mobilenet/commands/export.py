@@ -13,10 +13,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a model to ONNX, ExecuTorch, TorchScript, OpenVINO, ...: fp32, int8 or bf16",
         description="BatchNorm is folded into the convs, the file is written, loaded back in its own runtime "
-        "(ONNX Runtime, ExecuTorch, torch.jit.load, OpenVINO, ...), run on a batch and compared with eager "
+        "(ONNX Runtime, ExecuTorch, torch.jit.load, OpenVINO, LiteRT, ...), run on a batch and compared with eager "
         "PyTorch; a file that differs by more than 1e-4 x the largest logit (fp32) is not written. --int8 "
         "quantizes with the runtime's own quantizer (ONNX Runtime's quantize_static for ONNX, PT2E + "
-        "XNNPACKQuantizer for ExecuTorch, NNCF for OpenVINO), calibrated on --calib images.",
+        "XNNPACKQuantizer for ExecuTorch, NNCF for OpenVINO, litert-torch's PT2E quantizer for TFLite), "
+        "calibrated on --calib images.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="FILE", help="our .safetensors weights, or a TFLite MobileNet classifier")
@@ -24,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=LazyChoices("mobilenet.runtimes", "formats"), metavar="FORMAT",
                    help="what to write: %(choices)s")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
-    p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch, openvino): quantize with --calib images")
+    p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch, openvino, tflite): quantize with --calib images")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="what the runtime computes in: bf16 (openvino, on a CPU with native bf16); default fp32")
     p.add_argument("--calib", metavar="DIR", help="folder of calibration images for --int8")

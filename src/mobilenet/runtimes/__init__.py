@@ -74,6 +74,16 @@ def detect(path: Path) -> Runtime:
     raise ExportError(f"{path}: not an {listed} file written by mobilenet")
 
 
+def claims(path: str | os.PathLike) -> bool:
+    """Whether a runtime recognises ``path``, by its content, as a file it runs (a
+    ``.tflite`` we did not write, such as Google's, is weights to import instead)."""
+    try:
+        detect(Path(path))
+    except (ExportError, OSError):
+        return False
+    return True
+
+
 def load_artifact(path: str | os.PathLike, *, threads: int | None = None, compile: bool = False,
                   precision: str | None = None) -> Artifact:
     """Load a file written by ``mobilenet export`` / ``quantize`` in its runtime as a
@@ -103,6 +113,7 @@ __all__ = [
     "Runtime",
     "Written",
     "all_runtimes",
+    "claims",
     "detect",
     "engines",
     "formats",
