@@ -70,7 +70,14 @@ ARCH_ARGS: dict[str, Rule] = {
     "config": Rule(str),  # the class checks its own choices
     "bn_eps": Rule(float, 0, 1, low_open=True),
     "bn_momentum": Rule(float, 0, 1),
+    "output_stride": Rule(int, choices=(8, 16, 32)),
+    "reduced_tail": Rule(bool),
+    "head_width": Rule(int, 1, 4096),  # segmentation heads (mobilenet.segmentation)
+    "head_conv": Rule(bool),
+    "aux": Rule(bool),
 }
+# Arguments that are short lists, each item checked by the rule (a DeepLabV3 head's atrous rates).
+LIST_ARGS: dict[str, Rule] = {"aspp_rates": Rule(int, 1, 256)}
 
 
 def parse(raw: str, source: str) -> dict[str, Any]:
@@ -92,6 +99,12 @@ def check_arch_args(cls: type, args: Any) -> dict[str, Any]:
     for name, value in args.items():
         if name not in accepted:
             raise ValueError(f"arch_args.{name}: {cls.__name__} has no such argument")
+        if name in LIST_ARGS:
+            if not isinstance(value, list) or len(value) > 16:
+                raise ValueError(f"arch_args.{name}: expected a list of at most 16 items, got {value!r}")
+            for item in value:
+                LIST_ARGS[name].check(name, item)
+            continue
         if value is not None and not isinstance(value, (bool, int, float, str)):
             raise ValueError(f"arch_args.{name}: a {type(value).__name__}, not a number, string or boolean")
         if name in ARCH_ARGS:
