@@ -53,3 +53,38 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
             if m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
     return model.eval()
+
+
+@torch.no_grad()
+def settle(model: nn.Module, images: list[torch.Tensor], seed: int = 0) -> nn.Module:
+    """Random weights whose BatchNorm statistics come from ``images`` (as training would leave
+    them), so activations keep a trained network's scale; class biases spread so that
+    detections clear the score threshold."""
+    randomize(model, seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the batches
+    model.train()
+    model.forward_raw(model.preprocess(images))
+    return model.eval()
+
+
+@torch.no_grad()
+def starting_model(name: str, images: list[torch.Tensor]) -> nn.Module:
+    """A detector as training starts (our init), BatchNorm statistics from ``images``,
+    class biases spread so that detections stand out: activations at a trained
+    network's scale, where float32 differences between runtimes stay small."""
+    from mobilenet import create_model
+
+    model = create_model(name)
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    model.forward_raw(model.preprocess(images))
+    for p in model.head.cls:
+        p.pw.bias.copy_(torch.randn(p.pw.bias.shape, generator=g) * 2)
+    return model.eval()

@@ -153,10 +153,56 @@ def test_imported_tflite_classifier_as_backbone(tmp_path):
     x = torch.rand(1, 3, 224, 224)
     for source in (tflite, imported):
         det = create_model("ssdlite320_mobilenet_v2_100", pretrained_backbone=source).eval()
-        assert det.arch_args["backbone_args"]["padding"] == "same"  # TF padding, kept from the weights
+        assert det.arch_args["padding"] == "same"  # TF padding, kept from the weights
+        assert det.arch_args["backbone_bn_eps"] == classifier.stem.bn.eps
         assert det.backbone.stem.bn.momentum == 0.03
         with torch.no_grad():
             assert torch.equal(det.backbone.forward_features(x), classifier.forward_features(x))
         assert len(det([torch.rand(3, 300, 400)])) == 1
     with pytest.raises(ValueError, match="holds mobilenet_v2_100"):
         create_model("ssdlite320_mobilenet_v3_large", reduced_tail=False, pretrained_backbone=tflite)
+
+
+def test_predict_draws_boxes_and_prints_json(tv_full, tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from conftest import shared_path
+    from PIL import Image
+
+    from mobilenet.cli import main
+
+    weights = tmp_path / "tv.pth"
+    torch.save(tv_full.state_dict(), weights)
+    photo = shared_path("coco128", "images", "val2017", "000000000139.jpg")
+    out = tmp_path / "drawn"
+    args = ["predict", "--model", "ssdlite320_mobilenet_v3_large", "--weights", str(weights), str(photo),
+            "--out", str(out), "--score-min", "0.9", "--json"]
+    assert main(args) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["drawn"] == str(out / "000000000139_boxes.png") and result["detections"]
+    assert all(d["score"] >= 0.9 and d["name"] != "" for d in result["detections"])
+    with torch.no_grad():
+        expected = tv_full([torch.from_numpy(np.array(Image.open(photo))).permute(2, 0, 1) / 255])[0]
+    assert len(result["detections"]) == int((expected["scores"] >= 0.9).sum())
+    drawn = Image.open(result["drawn"])
+    assert drawn.size == Image.open(photo).size and drawn.format == "PNG"
+    assert (np.array(drawn) != np.array(Image.open(photo))).any()
+    assert main(args) == 2  # never overwrites a picture
+    assert "would be overwritten" in capsys.readouterr().err
+
+
+def test_our_weights_file_rebuilds_the_detector(tv_full, tmp_path):
+    from mobilenet.weights import load_weights, save_weights
+
+    source = tmp_path / "tv.pth"
+    torch.save(tv_full.state_dict(), source)
+    model = create_model("ssdlite320_mobilenet_v3_large", pretrained=source)
+    path = save_weights(model, tmp_path / "det.safetensors")
+    images = [torch.rand(3, 200, 260)]
+    with torch.no_grad():
+        expected = model(images)[0]
+        for loaded in (load_weights(path), create_model("ssdlite320_mobilenet_v3_large", pretrained=path)):
+            assert loaded.arch_args == model.arch_args and loaded.pretrained_cfg["labels"][1] == "person"
+            got = loaded(images)[0]
+            assert all(torch.equal(expected[k], got[k]) for k in expected)

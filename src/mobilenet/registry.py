@@ -57,24 +57,22 @@ def _specs() -> dict[str, ModelSpec]:
     return {s.name: s for s in specs}
 
 
-def _dense_specs() -> dict[str, ModelSpec]:
-    from .detection import DETECTORS
-
-    return {s.name: s for s in DETECTORS}
-
-
 MODELS: dict[str, ModelSpec] = _specs()
-MODELS.update(_dense_specs())
 
 
-def _register_segmentation() -> None:
+def _register_dense() -> None:
+    """The dense models' tables live with their heads; they import the registry only
+    when a model is built, so either side may be imported first."""
+    from .detection import DETECTORS, SSDLite
     from .segmentation.model import SEGMENTATION_MODELS, SegmentationModel
 
+    for name, (kwargs, resolution) in DETECTORS.items():
+        MODELS[name] = ModelSpec(name, SSDLite, kwargs, resolution, num_classes=91, task="detection")
     for name, (kwargs, resolution) in SEGMENTATION_MODELS.items():
         MODELS[name] = ModelSpec(name, SegmentationModel, kwargs, resolution, num_classes=21, task="segmentation")
 
 
-_register_segmentation()
+_register_dense()
 
 # The registry speaks timm's argument names; the classes keep the names of the
 # original educational repo (n_classes, input_channel).

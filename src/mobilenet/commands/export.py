@@ -39,22 +39,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def load_model(weights: str | None, name: str | None, num_classes: int = 1000):
-    """The model a command names: ``--weights`` (ours or .tflite) or ``--model``."""
+    """The model a command names: ``--weights`` (any weights file) or ``--model``."""
     from ..registry import create_model
-    from ..weights.store import WeightsError, load_weights
+    from ..weights.store import WeightsError
 
     if name is not None:
         try:
             return create_model(name, num_classes=num_classes).eval()
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from None
-    path = Path(weights)
-    try:
-        if path.suffix.lower() == ".tflite":
-            from ..weights.tflite import load_tflite
+    from ..weights.sources import load_weights_file
 
-            return load_tflite(path)[0]
-        return load_weights(path)
+    try:
+        return load_weights_file(weights)
     except (WeightsError, ValueError, OSError) as exc:
         raise CommandError(str(exc)) from None
 

@@ -142,6 +142,8 @@ def run_weights(args: argparse.Namespace) -> int:
 
 def run_layers(args: argparse.Namespace) -> int:
     from ..describe import COLUMNS, layer_rows
+    from ..model import MobileNet
+    from ..registry import MODELS, create_model
 
     if not args.names:
         raise CommandError("--layers needs model names, e.g. `mobilenet info --layers mobilenet_v4_conv_small`")
@@ -151,6 +153,9 @@ def run_layers(args: argparse.Namespace) -> int:
     for r in args.resolution or []:
         if r < 32:
             raise CommandError(f"--resolution {r} is too small; use 32 or more")
+    for n in names:
+        if not issubclass(MODELS[n].cls, MobileNet):
+            raise CommandError(f"--layers prints the classifiers (V1-V4) as their papers' tables; {n} is not one")
     out = [{"model": n, "resolution": r or MODELS[n].resolution,
             "rows": layer_rows(create_model(n), r or MODELS[n].resolution)}
            for n in names for r in (args.resolution or [None])]

@@ -11,7 +11,7 @@ the stride-16 features) and the backbone's last conv (stride 32). Four extra blo
 The configuration is torchvision's ``ssdlite320_mobilenet_v3_large`` (its default boxes,
 box coder, thresholds, BN eps 1e-3 and momentum 0.03, [-1, 1] input scaling), and the
 decoding uses torchvision's own pieces (``DefaultBoxGenerator``, ``BoxCoder``,
-``batched_nms``), so its checkpoint computes the same detections here.
+``nms``), so its checkpoint computes the same detections here.
 """
 
 from __future__ import annotations
@@ -174,7 +174,8 @@ class SSDLite(nn.Module):
         detections_per_img: int = 300,
         bn_eps: float = BN_EPS,
         bn_momentum: float = BN_MOMENTUM,
-        backbone_args: dict[str, Any] | None = None,
+        padding: str = "symmetric",
+        backbone_bn_eps: float | None = None,
     ) -> None:
         super().__init__()
         from ..registry import create_model
@@ -191,14 +192,16 @@ class SSDLite(nn.Module):
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         if reduced_tail is None:  # the papers' detectors: V3 with its reduced tail, V1/V2 as they are
             reduced_tail = backbone.startswith("mobilenet_v3_") and not pretrained_backbone
-        backbone_args = dict(backbone_args or {})
+        # The backbone's own numerics: TF "same" padding and BN eps of the weights it was trained with.
+        backbone_args: dict[str, Any] = {"padding": padding, "bn_eps": bn_eps if backbone_bn_eps is None else backbone_bn_eps}
         if reduced_tail:
             if pretrained_backbone:
                 raise ValueError("pretrained_backbone: ImageNet classifiers have the full tail; "
                                  "pass reduced_tail=False (or no pretrained_backbone)")
             backbone_args["reduced_tail"] = True
         if pretrained_backbone:
-            self.backbone = pretrained_features(backbone, pretrained_backbone, in_chans=input_channel, **backbone_args)
+            self.backbone = pretrained_features(backbone, pretrained_backbone, in_chans=input_channel,
+                                                **{k: v for k, v in backbone_args.items() if k == "reduced_tail"})
             # The weights' own BatchNorm eps (and TF padding) stay: they are part of what they compute.
             backbone_args.update({k: v for k, v in self.backbone.arch_args.items() if k in ("padding", "bn_eps")})
             for m in self.backbone.modules():
@@ -206,7 +209,7 @@ class SSDLite(nn.Module):
                     m.momentum = bn_momentum
         else:
             self.backbone = create_model(backbone, in_chans=input_channel, features_only=True,
-                                         **{**bn, **backbone_args})
+                                         bn_momentum=bn_momentum, **backbone_args)
         self.c4 = c4_index(self.backbone)
         widths = [c4_channels(self.backbone.blocks[self.c4]), self.backbone.num_features]
         extras = []
@@ -232,7 +235,7 @@ class SSDLite(nn.Module):
         self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, backbone=backbone,
                               reduced_tail=reduced_tail, size=size, score_thresh=score_thresh, nms_thresh=nms_thresh,
                               topk_candidates=topk_candidates, detections_per_img=detections_per_img, **bn,
-                              backbone_args=backbone_args)
+                              padding=backbone_args["padding"], backbone_bn_eps=backbone_args["bn_eps"])
         # Where the backbone's weights came from; the detector's own file holds them after.
         self.pretrained_backbone = str(pretrained_backbone) if pretrained_backbone else None
 
@@ -295,12 +298,15 @@ class SSDLite(nn.Module):
         scores = F.softmax(logits, dim=-1)[:, 1:].T  # (classes, anchors), background dropped
         k = min(self.topk_candidates, scores.shape[1])
         top, idx = scores.topk(k, dim=1)  # sorted, so "the k best above the threshold" is a prefix
-        labels = torch.arange(1, self.num_classes, device=scores.device)[:, None].expand(-1, k)
-        keep = top.reshape(-1) > self.score_thresh
-        top, labels = top.reshape(-1)[keep], labels.reshape(-1)[keep]
-        boxes = boxes[idx.reshape(-1)[keep]]
-        kept = batched_nms(boxes, top, labels, self.nms_thresh)[: self.detections_per_img]
-        boxes, top, labels = boxes[kept], top[kept], labels[kept]
+        candidates = boxes[idx]  # (classes, k, 4)
+        # Class by class NMS, as torchvision's batched_nms does for many boxes. Candidates under
+        # the threshold come last and cannot suppress those above it, so they can be dropped after.
+        kept = torch.cat([box_ops.nms(candidates[c], top[c], self.nms_thresh) + c * k for c in range(len(top))])
+        flat_scores = top.reshape(-1)
+        kept = kept[flat_scores[kept] > self.score_thresh]
+        kept = kept[flat_scores[kept].argsort(descending=True)][: self.detections_per_img]
+        boxes, top = candidates.reshape(-1, 4)[kept], flat_scores[kept]
+        labels = torch.div(kept, k, rounding_mode="floor") + 1
         if image_size is not None:
             h, w = image_size
             scale = torch.tensor([w / self.size, h / self.size] * 2, dtype=boxes.dtype, device=boxes.device)
@@ -356,12 +362,3 @@ def pretrained_features(name: str, pretrained: bool | str | os.PathLike, *, in_c
         features.load_state_dict({k: v for k, v in classifier.state_dict().items() if k in wanted}, strict=True)
         return features
     return create_model(name, pretrained=pretrained, in_chans=in_chans, features_only=True, **options)
-
-
-def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou: float) -> torch.Tensor:
-    """torchvision's class-wise NMS; while a graph is captured, its coordinate-offset form
-    (torchvision picks a per-class loop for many boxes on CPU by a data-dependent test)."""
-    if not (torch.compiler.is_compiling() or torch.jit.is_tracing()):
-        return box_ops.batched_nms(boxes, scores, labels, iou)
-    offsets = labels.to(boxes) * (boxes.max() + 1)
-    return box_ops.nms(boxes + offsets[:, None], scores, iou)

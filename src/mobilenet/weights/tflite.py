@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .store import WeightsError
+from .store import WeightsError, check_finite
 
 if TYPE_CHECKING:
     import torch
@@ -798,6 +798,7 @@ def _load_tflite(path: Path) -> tuple[nn.Module, dict[str, Any]]:
             elif bool((bias != 0).any()):
                 raise WeightsError(f"{graph.path}: {name} has a bias in the file but none in our model")
     net.eval()
+    check_finite(net.state_dict(), graph.path)
     preprocess = graph.preprocess()
     labels = _read_labels(graph.path, graph.num_classes)
     net.pretrained_cfg = {"preprocess": preprocess.to_dict(), "labels": labels, "source": str(graph.path)}
