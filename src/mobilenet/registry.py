@@ -57,14 +57,17 @@ def _specs() -> dict[str, ModelSpec]:
     return {s.name: s for s in specs}
 
 
-def _dense_specs() -> dict[str, ModelSpec]:
-    from .detection import DETECTORS
-
-    return {s.name: s for s in DETECTORS}
-
-
 MODELS: dict[str, ModelSpec] = _specs()
-MODELS.update(_dense_specs())
+
+
+def _register_detection() -> None:
+    from .detection.ssdlite import DETECTION_MODELS, SSDLite
+
+    for name, (kwargs, resolution) in DETECTION_MODELS.items():
+        MODELS[name] = ModelSpec(name, SSDLite, kwargs, resolution, num_classes=91, task="detection")
+
+
+_register_detection()
 
 
 def _register_segmentation() -> None:
