@@ -18,14 +18,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from . import runtimes
+from . import progress, runtimes
 from .deploy import deploy
 from .runtimes import Artifact, ArtifactModule, Runtime, Written, load_artifact
 from .runtimes.common import (
@@ -147,13 +147,14 @@ def export_model(
     verify = example if example is not None else example_batch(model, resolution, batch=3)
     backend = runtime.int8_backend if int8 else None
     start = time.perf_counter()
-    try:
-        batches = calibration_batches(calib, pre, limit=calib_limit) if int8 else None
+    try:  # calibration images at the resolution the file is exported for
+        batches = calibration_batches(calib, replace(pre, resolution=resolution), limit=calib_limit) if int8 else None
     except QuantizeError as exc:
         raise ExportError(str(exc)) from None
     meta = artifact_metadata(model, fmt=format, int8=int8, backend=backend, resolution=resolution,
                              max_batch=max_batch, precision=precision)
     name = getattr(model, "model_name", None) or type(model).__name__
+    progress.step(f"writing the {format}{' int8' if int8 else ''} file")
     with runtime.staging(path) as tmp:
         try:
             written = runtime.write(fp32, tmp, example=trace_input, meta=meta, calib=batches, precision=precision)
@@ -162,6 +163,7 @@ def export_model(
         except Exception as exc:
             raise ExportError(f"{format} export of {name} failed: {first_line(exc)}") from exc
         export_s = time.perf_counter() - start
+        progress.step(f"checking the file in its runtime against eager PyTorch on {len(verify)} images")
         report = _verify(tmp, runtime, fp32, written, verify, int8=int8, backend=backend)
         report.path, report.export_s, report.model = str(path), export_s, getattr(model, "model_name", None)
         report.resolution = resolution

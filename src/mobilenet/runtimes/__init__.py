@@ -45,7 +45,13 @@ def engines() -> tuple[str, ...]:
 
 
 def suffixes() -> tuple[str, ...]:
-    return tuple(dict.fromkeys(r.suffix for r in all_runtimes()))
+    return tuple(dict.fromkeys(s for r in all_runtimes() for s in (r.suffix, *r.aliases)))
+
+
+def owner(path: str | os.PathLike) -> Runtime | None:
+    """The runtime that ``eval``/``predict`` should run ``path`` in, or ``None`` for
+    weights (see :meth:`Runtime.owns`)."""
+    return next((r for r in all_runtimes() if r.owns(Path(path))), None)
 
 
 def get(name: str) -> Runtime:
@@ -113,5 +119,6 @@ __all__ = [
     "formats",
     "get",
     "load_artifact",
+    "owner",
     "suffixes",
 ]

@@ -60,6 +60,11 @@ class LiteRTRuntime(Runtime):
     plain_exporter = "litert_torch.convert"
     description = "LiteRT (.tflite)"
 
+    def owns(self, path: Path) -> bool:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        return path.suffix.lower() == self.suffix and self.detect(path, head)
+
     def detect(self, path: Path, head: bytes) -> bool:
         # Google's .tflite files are imported as our models (`mobilenet import-tflite`),
         # not run as artifacts: only a file carrying our metadata is ours.

@@ -3,6 +3,7 @@ TorchScript has no PT2E int8 path."""
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -19,6 +20,7 @@ class TorchScriptRuntime(Runtime):
     name = "torchscript"
     engine = "torchscript"
     suffix = ".ts"
+    aliases = (".pt",)
     order = 30
     benchable = False
     description = "TorchScript"
@@ -28,6 +30,11 @@ class TorchScriptRuntime(Runtime):
             return ("int8 TorchScript is not supported (TorchScript has no PT2E int8 path); "
                     "use --format onnx, executorch or openvino, or `mobilenet quantize` for a .pt2")
         return super().unsupported(precision=precision)
+
+    def owns(self, path: Path) -> bool:
+        # .pt is also what torch.save checkpoints are called: only a TorchScript archive is ours
+        suffix = path.suffix.lower()
+        return suffix == ".ts" or (suffix == ".pt" and path.is_file() and self.detect(path, b""))
 
     def detect(self, path: Path, head: bytes) -> bool:
         if not zipfile.is_zipfile(path):
@@ -39,7 +46,9 @@ class TorchScriptRuntime(Runtime):
               calib: list[torch.Tensor] | None = None, precision: str = "fp32") -> Written:
         with torch.no_grad():
             traced = torch.jit.trace(model, example)
-        torch.jit.save(traced, str(path), _extra_files={f"{METADATA_NAME}.json": json.dumps(meta)})
+        buffer = io.BytesIO()  # torch.jit.save's own file writer aborts the process on a full disk
+        torch.jit.save(traced, buffer, _extra_files={f"{METADATA_NAME}.json": json.dumps(meta)})
+        path.write_bytes(buffer.getvalue())
         return Written()
 
     def load(self, path: Path, *, threads: int | None = None, precision: str | None = None,
