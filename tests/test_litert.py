@@ -189,7 +189,7 @@ def test_bench_runs_litert_int8():
 # -- slow acceptance checks ---------------------------------------------------------------
 @pytest.mark.slow
 @needs_converter
-@pytest.mark.parametrize("name", list(__import__("mobilenet").list_models()))
+@pytest.mark.parametrize("name", __import__("mobilenet").list_models(task="classification"))
 def test_every_registry_model_exports_to_tflite(name, tmp_path):
     model = settled(name, num_classes=1000, res=96)
     report = export_model(model, "tflite", tmp_path / "m.tflite", example=torch.randn(3, 3, 224, 224))
