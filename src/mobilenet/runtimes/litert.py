@@ -251,13 +251,15 @@ def _interpreter(path: Path, threads: int | None, reference: bool = False):
 
 def _runner(interpreter: Any):
     """A callable taking NCHW float batches: the interpreter's input is resized to each
-    new batch size (XNNPACK re-plans once per size)."""
+    new batch size (XNNPACK re-plans once per size). A graph XNNPACK cannot re-plan
+    (V4's attention blocks) runs its own batch of one image at a time."""
     input_index = interpreter.get_input_details()[0]["index"]
     output_index = interpreter.get_output_details()[0]["index"]
+    fixed = [int(d) for d in interpreter.get_input_details()[0]["shape"]]
     shape: list[int] = []
+    state = {"resizable": True}
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        batch = nhwc(x)
+    def invoke(batch: torch.Tensor) -> torch.Tensor:
         if list(batch.shape) != shape:
             interpreter.resize_tensor_input(input_index, list(batch.shape))
             interpreter.allocate_tensors()
@@ -265,6 +267,18 @@ def _runner(interpreter: Any):
         interpreter.set_tensor(input_index, batch.numpy())
         interpreter.invoke()
         return torch.from_numpy(interpreter.get_tensor(output_index))
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        batch = nhwc(x)
+        if state["resizable"] or len(batch) == fixed[0]:
+            try:
+                return invoke(batch)
+            except RuntimeError:
+                if len(batch) == fixed[0]:
+                    raise
+                state["resizable"] = False
+                shape.clear()
+        return torch.cat([invoke(part.contiguous()) for part in batch.split(fixed[0])])
 
     return run
 
