@@ -103,7 +103,7 @@ def render(data: dict, charts: list[str]) -> str:
     ]
     for c in data["claims"]:
         lines.append(f"| {c['check']} | {c['model']} | {c['batch']} | {c['value']:.3f} | {c['target']} | "
-                     f"{'yes' if c['holds'] else '**no**'} | {c['compared']} |")
+                     f"{'noise' if c['holds'] is None else 'yes' if c['holds'] else '**no**'} | {c['compared']} |")
     for task in ("inference", "train"):
         task_rows = [r for r in rows if r["task"] == task]
         if not task_rows:

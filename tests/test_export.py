@@ -132,7 +132,7 @@ def test_cli_export_json_and_errors(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", mobilenet.list_models())
+@pytest.mark.parametrize("name", mobilenet.list_models(task="classification"))
 def test_every_registry_model_exports_to_every_format(name, tmp_path):
     model = settled(name)
     for fmt in FORMATS:

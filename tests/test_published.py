@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mobilenet.registry import list_models
 from mobilenet.published import (
     PUBLISHED,
     REGISTRY_NAMES,
@@ -47,18 +48,31 @@ def test_registry_names_match_the_registry():
         from mobilenet.registry import MODELS
     except Exception as exc:  # the registry is being written in parallel
         pytest.skip(f"registry not importable: {exc}")
-    assert set(REGISTRY_NAMES) == set(MODELS)
+    assert set(REGISTRY_NAMES) == set(list_models(task="classification"))
 
 
-@pytest.mark.parametrize("name", REGISTRY_NAMES)
+@pytest.mark.parametrize("name", [n for n in REGISTRY_NAMES if "_v4_" not in n])
 def test_every_registry_name_has_a_figure_at_224(name):
     assert published_for(name, 224), f"no published figure for {name} at 224"
+
+
+@pytest.mark.parametrize("name", [n for n in REGISTRY_NAMES if "_v4_" in n])
+def test_every_v4_has_a_figure_at_its_resolution_or_is_marked_unpublished(name):
+    from mobilenet.published import UNPUBLISHED
+
+    from mobilenet.registry import MODELS
+
+    assert bool(published_for(name, MODELS[name].resolution)) != (name in UNPUBLISHED), name
 
 
 def test_rows_are_well_formed():
     for p in PUBLISHED:
         assert p.model in REGISTRY_NAMES, p
         assert p.source.strip() and p.convention in {"paper", "tf-slim", "pytorch"}, p
+        if "_v4_" in p.model:  # up to 384 px, 7.2G MACs, 36M params
+            assert p.resolution in (224, 256, 384) and 70 <= p.top1 <= 85 and 100 <= p.madds_m <= 8000, p
+            assert 3 <= p.params_m <= 40, p
+            continue
         assert 96 <= p.resolution <= 256, p
         assert p.top1 is None or 40.0 <= p.top1 <= 80.0, p
         assert p.top5 is None or (p.top1 is not None and p.top1 < p.top5 <= 95.0), p
@@ -149,7 +163,7 @@ def test_weight_sources_are_well_formed():
         assert HEX.match(w.sha256_or_prefix) and len(w.sha256_or_prefix) in (0, 8, 64), w
         assert w.top1 is None or 55.0 <= w.top1 <= 80.0, w
         assert w.top5 is None or w.top1 < w.top5 < 95.0, w
-        assert w.resize >= w.crop == 224, w
+        assert w.resize >= w.crop == 224 or ("_v4_" in w.model and w.resize >= w.crop in (224, 256, 384)), w
         assert w.interpolation in {"bilinear", "bicubic"}, w
         assert len(w.mean) == len(w.std) == 3 and all(s > 0 for s in w.std), w
         assert w.licence, w

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -168,10 +169,15 @@ def test_cli_quantize_writes_pt2(tmp_path, capsys):
                  preprocess=mobilenet.images.Preprocess(resolution=64))
     calib = shared_path("hymenoptera", "val", "bees")
     out = tmp_path / "v3s-int8.pt2"
+    start = time.perf_counter()
     assert main(["quantize", "--weights", str(weights), "--calib", str(calib), "--calib-images", "16",
-                 "-o", str(out), "--json"]) == 0
+                 "--check-images", "20", "-o", str(out), "--json"]) == 0
+    wall = time.perf_counter() - start
     row = json.loads(capsys.readouterr().out)
     assert row["calib_images"] == 16 and row["bytes"] == out.stat().st_size
+    # agreement measured on images not calibrated on, and said so; "seconds" is the command's wall time
+    assert row["agreement_images"] == 20 and "not used for calibration" in row["agreement_on"]
+    assert 0.9 * wall <= row["seconds"] <= wall
     art = load_artifact(out)
     assert art.format == "pt2" and art.int8 and art.preprocess.resolution == 64
     assert art(torch.randn(3, 3, 64, 64)).shape == (3, 10)

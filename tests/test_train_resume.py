@@ -95,3 +95,87 @@ def test_sigint_stops_cleanly_and_saves(tmp_path):
     assert proc.returncode == 130, proc.stderr
     assert "Traceback" not in proc.stderr
     assert load_state(tmp_path / "ctrlc" / "state.pt")["step"] == 1
+
+
+# -- kill windows ------------------------------------------------------------------------------
+DIE = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    import torch
+    from train_helpers import tiny_config
+    import mobilenet.train.loop as loop
+    from mobilenet.train import Trainer
+
+    {patch}
+
+    cfg = tiny_config({data!r}, {out!r}, {name!r}, **{over!r})
+    Trainer(cfg, progress=False).run()
+    """
+)
+
+
+def _die(tmp_path, data, name: str, patch: str, **over) -> None:
+    script = DIE.format(tests=os.path.dirname(__file__), data=str(data), out=str(tmp_path), name=name,
+                        patch=textwrap.dedent(patch), over=over)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def _resume(run_dir) -> None:
+    env = dict(os.environ, MOBILENET_NO_REEXEC="1")
+    proc = subprocess.run([sys.executable, "-m", "mobilenet", "train", "--resume", str(run_dir), "--quiet"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_default_saves_by_wall_time_so_a_kill_in_epoch_one_resumes(tmp_path):
+    from mobilenet.train import resolve_config
+
+    assert 0 < resolve_config({}).save_minutes <= 10 and resolve_config({}).save_every == 0
+    data = make_folder(tmp_path / "data", n=20)
+    # every step is "a few minutes" here: a kill in step 3 of epoch 1 finds step 2 saved
+    _die(tmp_path, data, "early", """
+        def step(self, *a, _real=loop.Trainer._step):
+            if self.pos.step == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return _real(self, *a)
+        loop.Trainer._step = step
+        """, save_minutes=1e-9, epochs=1)
+    state = load_state(tmp_path / "early" / "state.pt")
+    assert (state["epoch"], state["step"]) == (0, 2)
+    _resume(tmp_path / "early")
+    assert (tmp_path / "early" / "weights.safetensors").is_file()
+
+
+def test_kill_at_the_metrics_write_loses_no_epoch(tmp_path):
+    data = make_folder(tmp_path / "data", n=8)
+    _die(tmp_path, data, "metrics", """
+        def write_metrics(path, history, _real=loop.write_metrics):
+            if len(history) == 2:  # the last epoch
+                os.kill(os.getpid(), signal.SIGKILL)
+            _real(path, history)
+        loop.write_metrics = write_metrics
+        """, epochs=2)
+    _resume(tmp_path / "metrics")
+    rows = (tmp_path / "metrics" / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2"]
+    assert (tmp_path / "metrics" / "curves.png").stat().st_size > 0
+
+
+def test_a_kill_during_a_save_leaves_no_temporary_after_resume(tmp_path):
+    data = make_folder(tmp_path / "data", n=20)
+    _die(tmp_path, data, "tmp", """
+        _real_save = torch.save
+        def save(obj, f, *a, **k):
+            _real_save(obj, f, *a, **k)
+            if isinstance(obj, dict) and obj.get("step") == 2:  # written, not yet renamed
+                os.kill(os.getpid(), signal.SIGKILL)
+        torch.save = save
+        """, save_every=1, epochs=1)
+    run = tmp_path / "tmp"
+    assert any(p.name.startswith(".state.pt.") and p.name.endswith(".tmp") for p in run.iterdir())
+    (run / ".notes.tmp").write_text("not ours")
+    _resume(run)
+    left = sorted(p.name for p in run.iterdir() if p.name.startswith("."))
+    assert left == [".notes.tmp"]

@@ -7,6 +7,7 @@ that registers it and sets ``func``; the work itself is done by the library.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -65,15 +66,34 @@ def allocator() -> str:
     return "glibc (default)"
 
 
+# OSErrors the user can act on (free space, write elsewhere), printed as one line.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # run as a program (not called from Python): may re-execute
-        argv = sys.argv[1:]
-        _reexec_with_malloc_tunables(argv)
+    reexec = argv is None  # run as a program (not called from Python): may re-execute
+    argv = sys.argv[1:] if argv is None else argv
+    # Parsing imports no torch, and --help, --version or a bad argument exit here: they
+    # neither re-execute nor load torch (a second).
     args = build_parser().parse_args(argv)
+    if reexec:
+        _reexec_with_malloc_tunables(argv)
+    from .quiet import dependency_noise
+
+    dependency_noise()  # known dependency warnings a user cannot act on (mobilenet.quiet)
     try:
         return args.func(args) or 0
     except CommandError as exc:
         print(f"mobilenet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk or a read-only/forbidden file: one line, no traceback
+        from .files import WriteError
+
+        known = isinstance(exc, WriteError) or (exc.errno in WRITE_ERRNOS and exc.filename)
+        if not known:
+            raise
+        message = str(exc) if isinstance(exc, WriteError) else f"{exc.filename}: {exc.strerror.lower()}"
+        print(f"mobilenet {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -168,9 +168,11 @@ def _evaluate(model: nn.Module, items: list, classes: list[str], preprocess: Pre
     offset = output_offset(model.num_classes, len(classes), cfg.get("labels"))
     ds = EvalDataset(Samples(list(items)), preprocess.transform())
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate)
+    from . import progress
+
     start = time.perf_counter()
     t = tally(model, loader, len(classes), device=device, offset=offset, amp=amp_dtype(amp, device),
-              channels_last=channels_last)
+              channels_last=channels_last, on_batch=progress.counter(len(items), "evaluated images"))
     seconds = time.perf_counter() - start
     cm = t.confusion if t.confusion is not None else torch.zeros(len(classes), len(classes) + 1, dtype=torch.long)
     per_class = []

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import runtimes
+from . import progress, runtimes
 from .deploy import deploy
 from .runtimes import Artifact, ArtifactModule, Runtime, Written, load_artifact
 from .runtimes.common import (
@@ -154,6 +154,7 @@ def export_model(
     meta = artifact_metadata(model, fmt=format, int8=int8, backend=backend, resolution=resolution,
                              max_batch=max_batch, precision=precision)
     name = getattr(model, "model_name", None) or type(model).__name__
+    progress.step(f"writing the {format}{' int8' if int8 else ''} file")
     with runtime.staging(path) as tmp:
         try:
             written = runtime.write(fp32, tmp, example=trace_input, meta=meta, calib=batches, precision=precision)
@@ -162,6 +163,7 @@ def export_model(
         except Exception as exc:
             raise ExportError(f"{format} export of {name} failed: {first_line(exc)}") from exc
         export_s = time.perf_counter() - start
+        progress.step(f"checking the file in its runtime against eager PyTorch on {len(verify)} images")
         report = _verify(tmp, runtime, fp32, written, verify, int8=int8, backend=backend)
         report.path, report.export_s, report.model = str(path), export_s, getattr(model, "model_name", None)
         report.resolution = resolution

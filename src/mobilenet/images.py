@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,6 +19,11 @@ from torchvision.transforms import v2 as T
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+from .limits import MAX_RESOLUTION, MIN_RESOLUTION  # noqa: F401 (re-exported)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class ImageError(ValueError):
@@ -25,14 +34,38 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     """Open ``path`` as 8-bit RGB whatever its mode: grayscale, palette, RGBA/LA
     (alpha dropped), CMYK, 16-bit and 32-bit integer or float images."""
     path = Path(path)
-    try:
+    with _reading(path):
         with Image.open(path) as img:
             img.load()
             return to_rgb(img)
+
+
+def verify_image(path: str | os.PathLike) -> None:
+    """Check ``path`` is an image we can read without decoding it (header and
+    structure only: cheap for big folders); raises :class:`ImageError` like
+    :func:`load_image`."""
+    path = Path(path)
+    with _reading(path):
+        with Image.open(path) as img:
+            img.verify()
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Every way PIL fails on a file, as one :class:`ImageError` naming it."""
+    try:
+        yield
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image") from None
+    except Image.DecompressionBombError as exc:
+        # PIL refuses images over 2 x MAX_IMAGE_PIXELS before decoding (a 20000x20000 PNG
+        # of a few kB would take 1.2 GB as RGB): a bad image like any other.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ImageError(f"{path}: {size}, over the {2 * Image.MAX_IMAGE_PIXELS:,} an image may have "
+                         "(a decompression bomb?); resize it to use it") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = "not an image PIL can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
         raise ImageError(f"{path}: {reason}") from None
@@ -71,10 +104,32 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
+        """From a file's metadata: every field checked like user input (ValueError)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"preprocess is a {type(d).__name__}, not an object")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"preprocess has unknown field(s) {', '.join(map(str, unknown))}")
         d = dict(d)
         for key in ("mean", "std"):
             if key in d:
-                d[key] = tuple(d[key])
+                value = d[key]
+                if not (isinstance(value, (list, tuple)) and len(value) == 3 and all(_finite(v) for v in value)):
+                    raise ValueError(f"preprocess.{key} must be 3 finite numbers, got {value!r}")
+                d[key] = tuple(float(v) for v in value)
+        if any(v <= 0 for v in d.get("std", (1.0,))):
+            raise ValueError(f"preprocess.std must be positive, got {d['std']!r}")
+        res = d.get("resolution", cls.resolution)
+        if not (isinstance(res, int) and not isinstance(res, bool) and MIN_RESOLUTION <= res <= MAX_RESOLUTION):
+            raise ValueError(f"preprocess.resolution must be an integer in {MIN_RESOLUTION}..{MAX_RESOLUTION}, "
+                             f"got {res!r}")
+        crop = d.get("crop_pct", cls.crop_pct)
+        if not (_finite(crop) and 0 < crop <= 1):
+            raise ValueError(f"preprocess.crop_pct must be in (0, 1], got {crop!r}")
+        for key, choices in (("interpolation", ("bilinear", "bicubic", "nearest")),
+                             ("crop_mode", ("resize_crop", "crop_resize"))):
+            if d.get(key, getattr(cls, key)) not in choices:
+                raise ValueError(f"preprocess.{key} must be one of {', '.join(choices)}, got {d[key]!r}")
         return cls(**d)
 
     def transform(self) -> T.Compose:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Activation = Literal["relu", "relu6", "hswish"]
+Activation = Literal["relu", "relu6", "hswish", "gelu"]
 Padding = Literal["symmetric", "same"]
 
 def eager_in_place() -> bool:
@@ -57,6 +57,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": ReLU,
     "relu6": ReLU6,
     "hswish": Hardswish,
+    "gelu": nn.GELU,  # exact (erf) GELU, as MobileNetV4-Hybrid-L uses; no in-place form exists
 }
 PADDINGS = ("symmetric", "same")
 
@@ -162,6 +163,21 @@ class ConvNormAct(nn.Sequential):
         self.out_channels = out_ch
         self.stride = stride
 
+    def describe(self) -> dict:
+        """This layer as a row of a paper's architecture table (``mobilenet info --layers``)."""
+        k = self.conv.kernel_size[0]
+        kind = "conv2d dw" if self.conv.groups > 1 and self.conv.groups == self.conv.in_channels else "conv2d"
+        return {"operator": f"{kind} {k}x{k}", "out": self.out_channels, "act": act_name(self), "stride": self.stride}
+
+
+def act_name(module: nn.Module) -> str | None:
+    """Our name of the first activation inside ``module`` ("relu", "hswish"...), None if linear."""
+    for m in module.modules():
+        for name, cls in _ACTIVATIONS.items():
+            if type(m) is cls:
+                return name
+    return None
+
 
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excite as MobileNetV3 uses it (section 5.3): global average,
@@ -190,6 +206,10 @@ class DepthwiseSeparable(nn.Module):
         self.pw = ConvNormAct(in_ch, out_ch, 1, act=act, **conv_args)
         self.out_channels = out_ch
         self.stride = stride
+
+    def describe(self) -> dict:
+        return {"operator": "conv dw 3x3 + conv 1x1", "out": self.out_channels, "act": act_name(self),
+                "stride": self.stride}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pw(self.dw(x))
@@ -224,6 +244,11 @@ class InvertedResidual(nn.Module):
         self.use_residual = stride == 1 and in_ch == out_ch
         self.out_channels = out_ch
         self.stride = stride
+
+    def describe(self) -> dict:
+        k = self.dw.conv.kernel_size[0]
+        return {"operator": f"bneck {k}x{k}", "exp": self.dw.out_channels, "out": self.out_channels,
+                "se": not isinstance(self.se, nn.Identity), "act": act_name(self.dw), "stride": self.stride}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.se(self.dw(self.expand(x))))

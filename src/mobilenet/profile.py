@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 
 @dataclass(frozen=True)
@@ -37,18 +39,42 @@ def _macs_hook(counter: list[int]):
     return hook
 
 
+class _MatmulMacs(TorchFunctionMode):
+    """Counts the products of attention that no layer holds: ``scaled_dot_product_attention``
+    (Q K^T and the weighted sum of V) and plain matmuls. torch's FlopCounterMode misses
+    the fused attention kernel on CPU; a function mode sees the call itself."""
+
+    def __init__(self, counter: list[int], batch: int) -> None:
+        super().__init__()
+        self.counter, self.batch = counter, batch
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            q, k, v = args[:3]
+            rows = q.numel() // q.shape[-1]  # batch x heads x queries
+            self.counter[0] += rows * k.shape[-2] * (q.shape[-1] + v.shape[-1]) // self.batch
+        elif func in (torch.matmul, torch.bmm, torch.Tensor.matmul, torch.Tensor.__matmul__):
+            a, b = args[:2]
+            out = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]).numel() if a.dim() > 2 or b.dim() > 2 else 1
+            self.counter[0] += out * a.shape[-2] * a.shape[-1] * b.shape[-1] // self.batch
+        return func(*args, **kwargs)
+
+
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-accumulates of every conv and linear layer for one image (the
-    papers' "Mult-Adds"); BatchNorm, activations, pooling and additions are free."""
+    """Multiply-accumulates of every conv and linear layer, and of attention's
+    matrix products, for one image (the papers' "Mult-Adds"); BatchNorm,
+    activations, softmax, pooling and additions are free."""
     counter = [0]
     handles = [
         m.register_forward_hook(_macs_hook(counter))
         for m in model.modules()
         if isinstance(m, (nn.Conv2d, nn.Linear))
     ]
+    run = getattr(model, "forward_raw", model)  # a detector: its network, not the decoding and NMS
     try:
-        with torch.no_grad():
-            model(example)
+        with torch.no_grad(), _MatmulMacs(counter, example.shape[0]):
+            run(example)
     finally:
         for h in handles:
             h.remove()
@@ -74,7 +100,8 @@ def profile(model: nn.Module, resolution: int = 224) -> Profile:
     finally:
         model.train(was_training)
     params = sum(p.numel() for p in model.parameters())
-    bn_params = sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
+    bn_params = sum(p.numel() for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))
+                    for p in m.parameters())
     classifier = getattr(model, "classifier", None)
     extra_params = extra_macs = 0
     if isinstance(classifier, nn.Linear):  # one more output for TF-slim's background class

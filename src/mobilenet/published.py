@@ -34,6 +34,16 @@ Where the sources disagree (every case is kept as its own row):
   (Appendix A of arXiv 1905.02244v5); the main text shows the same sweep only as
   Figure 7. Its transcription has no ``small 192/1.0`` row.
 * The minimalistic V3 models appear only in the TF-slim README, not the paper.
+* V4 (arXiv 2404.10518): the paper's params for M, L and the hybrids are lower
+  than what its own reference code (TF Model Garden) and timm build from the same
+  block lists, which we build too: M 9.2 vs 9.72M, Hybrid-M 10.5 vs 11.07M,
+  L 31 vs 32.59M, Hybrid-L 35.9 vs 37.76M (S: 3.8 vs 3.77M, consistent). Our
+  arithmetic (not a published fact): the gaps (0.52, 0.58, 1.59, 1.86M) are not
+  the BatchNorm parameters (0.07, 0.08, 0.15, 0.16M), the 1x1 conv to 1280
+  (1.23M), the classifier (1.28M), the 1x1 conv to 960 (0.25/0.49M), the MQA
+  blocks (1.08M in Hybrid-M, 3.05M in Hybrid-L) or the layer scales, alone or
+  added; the MACs differ the same way (L 6.38G vs 5.9G at 384). The cause is not
+  established; ``V4_PARAM_GAP`` keeps the numbers.
 """
 
 from __future__ import annotations
@@ -61,7 +71,12 @@ REGISTRY_NAMES: tuple[str, ...] = (
     *(f"mobilenet_v3_{c}_{w}" for c in ("large", "small") for w in ("035", "050", "075", "100", "125")),
     "mobilenet_v3_large_minimal_100",
     "mobilenet_v3_small_minimal_100",
+    *(f"mobilenet_v4_{c}" for c in ("conv_small", "conv_small_050", "conv_small_035", "conv_medium", "conv_large",
+                                    "hybrid_medium", "hybrid_medium_075", "hybrid_large", "hybrid_large_075")),
 )
+# V4 widths that neither the paper nor TF Model Garden publish a figure for (timm's own variants).
+UNPUBLISHED: tuple[str, ...] = ("mobilenet_v4_conv_small_050", "mobilenet_v4_conv_small_035",
+                                "mobilenet_v4_hybrid_medium_075", "mobilenet_v4_hybrid_large_075")
 
 V1_PAPER = "MobileNetV1 paper (arXiv 1704.04861), Table {}"
 V1_SLIM = "TF-slim tensorflow/models research/slim/nets/mobilenet_v1.md, Pre-trained Models table"
@@ -70,6 +85,7 @@ V2_SLIM = "TF-slim tensorflow/models research/slim/nets/mobilenet/README.md, Mob
 V3_PAPER_T3 = "MobileNetV3 paper (arXiv 1905.02244v5), Table 3"
 V3_PAPER_T3_EARLY = "MobileNetV3 paper, early arXiv revision (v1 abstract), Table 3"
 V3_PAPER_T9 = "MobileNetV3 paper (arXiv 1905.02244v5), Appendix A, Table 9"
+V4_PAPER = "MobileNetV4 paper (arXiv 2404.10518), ImageNet-1k classification table"
 V3_SLIM = "TF-slim tensorflow/models research/slim/nets/mobilenet/README.md, Mobilenet V3 Imagenet Checkpoints"
 
 # Google's TF checkpoints behind the TF-slim rows (TensorFlow format, not PyTorch), as linked from
@@ -181,7 +197,27 @@ _V3_ROWS = (
     _p(_S("minimal_100"), 224, 61.9, 65, 2.0, V3_SLIM, "tf-slim", "minimalistic, float", ms=12.2),
 )
 
-PUBLISHED: tuple[Published, ...] = (*_V1_ROWS, *_V2_ROWS, *_V3_ROWS)
+# -- MobileNetV4 --------------------------------------------------------------
+# (config, res, top-1, MACs M, params M); and the top-1 TF Model Garden's training config reports.
+_V4_PAPER_ROWS = (
+    ("conv_small", 224, 73.8, 200, 3.8), ("conv_medium", 256, 79.9, 1000, 9.2),
+    ("conv_large", 384, 82.9, 5900, 31.0), ("hybrid_medium", 256, 80.7, 1200, 10.5),
+    ("hybrid_large", 384, 83.4, 7200, 35.9),
+)
+_V4_TFMG_TOP1 = {"conv_small": 73.8, "conv_medium": 79.9, "conv_large": 82.92, "hybrid_medium": 80.7,
+                 "hybrid_large": 83.7}
+# What timm and TF Model Garden build (1000 classes, BN counted), beside the paper's figure: see the docstring.
+V4_PARAM_GAP = {"conv_small": (3_774_024, 3.8), "conv_medium": (9_715_512, 9.2), "conv_large": (32_590_864, 31.0),
+                "hybrid_medium": (11_074_648, 10.5), "hybrid_large": (37_764_624, 35.9)}
+_V4_ROWS = tuple(
+    _p(f"mobilenet_v4_{c}", r, t1, madds, par, V4_PAPER, "paper",
+       f"TF Model Garden's imagenet_mobilenetv4_{c}_tpu.yaml reports {_V4_TFMG_TOP1[c]}; "
+       + ("params as built" if c == "conv_small" else
+          f"timm and TF Model Garden build {V4_PARAM_GAP[c][0] / 1e6:.2f}M (cause unknown, see docs/architectures.md)"))
+    for c, r, t1, madds, par in _V4_PAPER_ROWS
+)
+
+PUBLISHED: tuple[Published, ...] = (*_V1_ROWS, *_V2_ROWS, *_V3_ROWS, *_V4_ROWS)
 
 
 def published_for(model: str, resolution: int | None = None) -> list[Published]:
@@ -294,6 +330,146 @@ WEIGHT_SOURCES: tuple[WeightSource, ...] = (
 )
 
 
+def _timm_v4(model: str, tag: str, res: int, crop_pct: float, inception: bool = False, note: str = "") -> WeightSource:
+    """A timm 1.0.31 ``mobilenetv4_*`` pretrained_cfg: bicubic, its own input size and crop; resize =
+    floor(res / crop_pct) as timm's eval transform. No sha256 or top-1 is recorded for these here."""
+    mean, std = (_INC, _INC) if inception else (_TV_MEAN, _TV_STD)
+    theirs = model.replace("mobilenet_v4_", "mobilenetv4_")
+    name = f"{theirs}.{tag}"
+    return WeightSource(model, tag, "timm", _HF.format(name), "", None, None, "apache-2.0", int(res / crop_pct),
+                        res, "bicubic", mean, std, name, note=note or "timm 1.0.31 default_cfgs")
+
+
+_IN12K = "ImageNet-12k (11821 classes), timm 1.0.31 default_cfgs"
+_FT12K = "ImageNet-12k pretrain, ImageNet-1k fine-tune, timm 1.0.31 default_cfgs"
+V4_WEIGHT_SOURCES: tuple[WeightSource, ...] = (
+    # timm's default tag of each model first: default_tag() keeps the first among equals.
+    _timm_v4("mobilenet_v4_conv_small", "e2400_r224_in1k", 224, 0.875),
+    _timm_v4("mobilenet_v4_conv_small", "e1200_r224_in1k", 224, 0.875),
+    _timm_v4("mobilenet_v4_conv_small", "e3600_r256_in1k", 256, 0.95, inception=True),
+    _timm_v4("mobilenet_v4_conv_small_050", "e3000_r224_in1k", 224, 0.875, inception=True),
+    _timm_v4("mobilenet_v4_conv_medium", "e500_r256_in1k", 256, 0.95),
+    _timm_v4("mobilenet_v4_conv_medium", "e500_r224_in1k", 224, 0.95),
+    _timm_v4("mobilenet_v4_conv_medium", "e250_r384_in12k_ft_in1k", 384, 0.95, note=_FT12K),
+    _timm_v4("mobilenet_v4_conv_medium", "e180_r384_in12k", 384, 1.0, note=_IN12K),
+    _timm_v4("mobilenet_v4_conv_medium", "e180_ad_r384_in12k", 384, 1.0, note=_IN12K),
+    _timm_v4("mobilenet_v4_conv_medium", "e250_r384_in12k", 384, 1.0, note=_IN12K),
+    _timm_v4("mobilenet_v4_conv_large", "e600_r384_in1k", 384, 0.95),
+    _timm_v4("mobilenet_v4_conv_large", "e500_r256_in1k", 256, 0.95),
+    _timm_v4("mobilenet_v4_hybrid_medium", "ix_e550_r256_in1k", 256, 0.95),
+    _timm_v4("mobilenet_v4_hybrid_medium", "e200_r256_in12k_ft_in1k", 256, 0.95, note=_FT12K),
+    _timm_v4("mobilenet_v4_hybrid_medium", "ix_e550_r384_in1k", 384, 0.95),
+    _timm_v4("mobilenet_v4_hybrid_medium", "e500_r224_in1k", 224, 0.95),
+    _timm_v4("mobilenet_v4_hybrid_medium", "e200_r256_in12k", 256, 0.95, note=_IN12K),
+    _timm_v4("mobilenet_v4_hybrid_large", "ix_e600_r384_in1k", 384, 0.95),
+    _timm_v4("mobilenet_v4_hybrid_large", "e600_r384_in1k", 384, 0.95),
+)
+WEIGHT_SOURCES = (*WEIGHT_SOURCES, *V4_WEIGHT_SOURCES)
+
+
 def weights_for(model: str) -> list[WeightSource]:
     """Every official PyTorch checkpoint recorded for ``model``."""
     return [w for w in WEIGHT_SOURCES if w.model == model]
+
+
+# -- Dense prediction (segmentation) --------------------------------------------
+@dataclass(frozen=True)
+class PublishedDense:
+    """A published segmentation figure and the configuration of ours it describes:
+    ``create_model(model, num_classes=classes, **options)`` on a ``height`` x ``width`` input."""
+
+    model: str  # our registry name
+    options: tuple[tuple[str, object], ...]  # create_model options, as (name, value) pairs
+    classes: int
+    height: int
+    width: int
+    miou: float | None
+    madds_b: float | None  # billions of multiply-adds, as published
+    params_m: float | None
+    source: str
+    note: str = ""
+
+
+V3_PAPER_T7 = "MobileNetV3 paper (arXiv 1905.02244v5), Section 6.3, Table 7 (Cityscapes val, 19 classes)"
+V2_PAPER_T7 = "MobileNetV2 paper (arXiv 1801.04381v4), Section 6.3, Table 7 (PASCAL VOC 2012 val, OS 16)"
+TV_SEG = "torchvision 0.29 models/segmentation (COCO_WITH_VOC_LABELS_V1 meta; _ops is GFLOPS = GMACs here)"
+_RF2_NOTE = ("the paper's RF2 also halves the C4 block's expansion (672->336, Small 288->144): with that our "
+             "count gives {} (ours: torchvision's reduced_tail, C4 expansion kept)")
+_V2_MOBILE = (("aspp_rates", ()), ("head_conv", False), ("tap", "last_block"))
+_V2_ASPP = (("aspp_rates", (6, 12, 18)), ("head_conv", False), ("tap", "last_block"))
+
+DENSE_PUBLISHED: tuple[PublishedDense, ...] = (
+    PublishedDense("lraspp_mobilenet_v3_large", (), 21, 520, 520, 57.9, 2.086, 3.221538, TV_SEG,
+                   "on COCO val2017 (VOC labels); torchvision's weights"),
+    PublishedDense("deeplabv3_mobilenet_v3_large", (("aux", True),), 21, 520, 520, 60.3, 10.452, 11.029328, TV_SEG,
+                   "on COCO val2017 (VOC labels); params and GMACs with the auxiliary head"),
+    PublishedDense("deeplabv3_mobilenet_v2_100", (), 21, 512, 512, 75.32, 2.75, 2.11, V2_PAPER_T7,
+                   "MNet V2*, no ASPP (the on-device candidate); MAdds fit a 513x513 input (DeepLab's crop)"),
+    PublishedDense("deeplabv3", (("backbone", "mobilenet_v2_100"), *_V2_ASPP), 21, 512, 512, 75.70, 5.8, 4.52,
+                   V2_PAPER_T7, "MNet V2* with ASPP (rates 6/12/18 at OS 16, DeepLabv3's)"),
+    PublishedDense("deeplabv3", (("backbone", "mobilenet_v1_100"), ("aspp_rates", (6, 12, 18)),
+                                 ("head_conv", False)), 21, 512, 512, 75.29, 14.25, 11.15, V2_PAPER_T7,
+                   "MNet V1 with ASPP"),
+    PublishedDense("deeplabv3_mobilenet_v2_100", (), 19, 1024, 2048, 72.84, 21.29, 2.11, V3_PAPER_T7,
+                   "row 1: V2, R-ASPP (the V2 paper's head), F 256"),
+    PublishedDense("deeplabv3_mobilenet_v2_100", (("reduced_tail", True),), 19, 1024, 2048, 72.56, 13.68, 1.15,
+                   V3_PAPER_T7, "row 2: V2, RF2, R-ASPP"),
+    PublishedDense("lraspp", (("backbone", "mobilenet_v2_100"), ("reduced_tail", True), ("tap", "last_block")),
+                   19, 1024, 2048, 72.74, 12.57, 0.98, V3_PAPER_T7,
+                   "row 4: V2, RF2, LR-ASPP F 128 on the last block (160 channels; the V2 paper's tap): with the "
+                   "1x1 conv to 640 tapped instead ours has 1.211M"),
+    PublishedDense("deeplabv3", (("backbone", "mobilenet_v3_large_100"), ("aspp_rates", ()), ("head_conv", False)),
+                   19, 1024, 2048, 72.64, 18.43, 3.60, V3_PAPER_T7, "row 5: V3, R-ASPP, F 256"),
+    PublishedDense("deeplabv3", (("backbone", "mobilenet_v3_large_100"), ("aspp_rates", ()), ("head_conv", False),
+                                 ("reduced_tail", True)), 19, 1024, 2048, 71.91, 11.24, 1.76, V3_PAPER_T7,
+                   "row 6: V3, RF2, R-ASPP; " + _RF2_NOTE.format("1.762M")),
+    PublishedDense("lraspp_mobilenet_v3_large", (("reduced_tail", True),), 19, 1024, 2048, 72.36, 9.74, 1.51,
+                   V3_PAPER_T7, "row 8: V3, RF2, LR-ASPP F 128; " + _RF2_NOTE.format("1.506M")),
+    PublishedDense("lraspp_mobilenet_v3_small", (("reduced_tail", True),), 19, 1024, 2048, 68.38, 2.90, 0.47,
+                   V3_PAPER_T7, "row 11: V3-Small, RF2, LR-ASPP F 128; " + _RF2_NOTE.format("0.467M")),
+)
+
+
+def dense_published_for(model: str) -> list[PublishedDense]:
+    return [p for p in DENSE_PUBLISHED if p.model == model]
+# -- Detectors: SSDLite on COCO at 320x320 -------------------------------------
+@dataclass(frozen=True)
+class PublishedDetection:
+    model: str  # our registry name, e.g. "ssdlite320_mobilenet_v3_large"
+    resolution: int
+    coco_map: float | None  # COCO box AP (0.5:0.95), percent
+    madds_m: float | None
+    params_m: float | None
+    source: str
+    convention: str  # "paper" | "pytorch"
+    note: str = ""
+    pixel1_ms: float | None = None
+
+
+DETECTION_NAMES: tuple[str, ...] = (
+    "ssdlite320_mobilenet_v3_large", "ssdlite320_mobilenet_v3_small", "ssdlite320_mobilenet_v2_100",
+)
+V2_PAPER_T6 = "MobileNetV2 paper (arXiv 1801.04381), Table 6"
+V3_PAPER_T6 = "MobileNetV3 paper (arXiv 1905.02244v5), Table 6"
+TV_SSDLITE = "torchvision SSDLite320_MobileNet_V3_Large_Weights.COCO_V1"
+# The papers' SSDLite is TensorFlow's Object Detection API model (COCO test-dev, BN folded,
+# 3 boxes on the first map); ours and torchvision's count BN and give every map 6 boxes.
+# "reduced tail" (V3 paper's dagger) = channels between C4 and C5 halved, our default for V3.
+DETECTION_PUBLISHED: tuple[PublishedDetection, ...] = (
+    PublishedDetection("ssdlite320_mobilenet_v2_100", 320, 22.1, 800, 4.3, V2_PAPER_T6, "paper",
+                       "COCO test-dev", 200),
+    PublishedDetection("ssdlite320_mobilenet_v2_100", 320, 22.1, 800, 4.3, V3_PAPER_T6, "paper",
+                       "COCO test; Pixel-1 latency re-measured", 162),
+    PublishedDetection("ssdlite320_mobilenet_v3_large", 320, 22.0, 510, 3.22, V3_PAPER_T6, "paper",
+                       "reduced tail (V3 dagger); full tail: 22.0 mAP, 620M, 4.97M, 137 ms", 119),
+    PublishedDetection("ssdlite320_mobilenet_v3_small", 320, 16.1, 160, 1.77, V3_PAPER_T6, "paper",
+                       "reduced tail (V3-Small dagger); full tail: 16.0 mAP, 210M, 2.49M, 52 ms", 43),
+    PublishedDetection("ssdlite320_mobilenet_v3_large", 320, 21.3, None, 3.44006, TV_SSDLITE, "pytorch",
+                       "COCO val2017 box mAP; 3,440,060 params; its '_ops' (GFLOPS column) 0.583"),
+)
+
+
+def published_detection_for(model: str, resolution: int | None = None) -> list[PublishedDetection]:
+    """Every published detection row for ``model`` (at ``resolution`` if given); [] if none."""
+    return [p for p in DETECTION_PUBLISHED
+            if p.model == model and (resolution is None or p.resolution == resolution)]

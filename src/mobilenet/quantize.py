@@ -141,9 +141,16 @@ def quantize_ptq(
     batches = calibration_batches(calib, model_preprocess(model), limit=limit)
     fused = deploy(model)
     example = example_batch(model, batches[0].shape[-1])
+    from . import progress
+
+    progress.step(f"exporting the graph and preparing it for {backend} int8")
     prepared = prepare_pt2e(_exported_module(fused, example), q)
+    progress.step(f"calibrating on {sum(len(b) for b in batches)} images")
+    advance = progress.counter(sum(len(b) for b in batches), "calibrated images")
     for batch in batches:
         prepared(batch)
+        advance(len(batch))
+    progress.step("converting to int8")
     converted = _drop_unused_attributes(convert_pt2e(prepared))
     converted.quant_backend = backend
     _carry_model_attributes(model, converted)

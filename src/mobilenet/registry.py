@@ -13,6 +13,7 @@ from torch import nn
 from .v1 import MobileNetV1
 from .v2 import MobileNetV2
 from .v3 import MobileNetV3
+from .v4 import MobileNetV4
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class ModelSpec:
     cls: type[nn.Module]
     kwargs: dict[str, Any] = field(default_factory=dict)
     resolution: int = 224  # the resolution its published figures use
+    num_classes: int = 1000  # the default class count (dense models: their label set's; detectors: 91, COCO ids)
+    task: str = "classification"  # or "detection", "segmentation"
 
     def build(self, **options: Any) -> nn.Module:
         return self.cls(**self.kwargs, **options)
@@ -42,21 +45,46 @@ def _specs() -> dict[str, ModelSpec]:
         specs.append(
             ModelSpec(f"mobilenet_v3_{config}_minimal_100", MobileNetV3, {"config": config, "minimal": True})
         )
+    # V4 at the resolution of the paper's Table 5 (S 224, M 256, L 384); the reduced widths,
+    # which the paper does not have, at the input size of timm's config for them.
+    for config, width, res in (("conv_small", "", 224), ("conv_small", "050", 224), ("conv_small", "035", 224),
+                               ("conv_medium", "", 256), ("conv_large", "", 384), ("hybrid_medium", "", 256),
+                               ("hybrid_medium", "075", 224), ("hybrid_large", "", 384),
+                               ("hybrid_large", "075", 256)):
+        kwargs = {"config": config, **({"width": _width(width)} if width else {})}
+        name = f"mobilenet_v4_{config}" + (f"_{width}" if width else "")
+        specs.append(ModelSpec(name, MobileNetV4, kwargs, resolution=res))
     return {s.name: s for s in specs}
 
 
 MODELS: dict[str, ModelSpec] = _specs()
+
+
+def _register_dense() -> None:
+    """The dense models' tables live with their heads; they import the registry only
+    when a model is built, so either side may be imported first."""
+    from .detection import DETECTORS, SSDLite
+    from .segmentation.model import SEGMENTATION_MODELS, SegmentationModel
+
+    for name, (kwargs, resolution) in DETECTORS.items():
+        MODELS[name] = ModelSpec(name, SSDLite, kwargs, resolution, num_classes=91, task="detection")
+    for name, (kwargs, resolution) in SEGMENTATION_MODELS.items():
+        MODELS[name] = ModelSpec(name, SegmentationModel, kwargs, resolution, num_classes=21, task="segmentation")
+
+
+_register_dense()
 
 # The registry speaks timm's argument names; the classes keep the names of the
 # original educational repo (n_classes, input_channel).
 _RENAMED = {"num_classes": "n_classes", "in_chans": "input_channel"}
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered names, optionally filtered by a shell-style ``pattern``."""
+def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
+    """Registered names, optionally filtered by a shell-style ``pattern`` and a ``task``
+    ("classification", "detection")."""
     import fnmatch
 
-    return [n for n in MODELS if fnmatch.fnmatch(n, pattern)]
+    return [n for n, s in MODELS.items() if fnmatch.fnmatch(n, pattern) and task in (None, s.task)]
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -107,9 +135,14 @@ def create_model(
     if pretrained is not False and pretrained is not None:
         if pretrained == "" or not isinstance(pretrained, (bool, str, os.PathLike)):
             raise TypeError(f"pretrained must be True, a tag or a file path, got {pretrained!r}")
+        if hasattr(spec.cls, "from_pretrained"):  # dense models load their own checkpoints
+            return spec.cls.from_pretrained(name, pretrained, num_classes=num_classes, in_chans=in_chans, **options)
         from .weights.hub import load_pretrained
 
+        # A model class with its own weights formats (the dense models) loads them itself.
+        load_pretrained = getattr(spec.cls, "load_pretrained", load_pretrained)
         return load_pretrained(name, pretrained, num_classes=num_classes, in_chans=in_chans, **options)
-    model = spec.build(n_classes=1000 if num_classes is None else num_classes, input_channel=in_chans, **options)
+    model = spec.build(n_classes=spec.num_classes if num_classes is None else num_classes, input_channel=in_chans,
+                       **options)
     model.model_name = name
     return model

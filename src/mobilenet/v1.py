@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .layers import PADDINGS, ConvNormAct, DepthwiseSeparable, Padding, check_choice, check_positive
 from .model import MobileNet, init_weights
@@ -40,6 +40,13 @@ UNITS: tuple[Unit, ...] = (
 )
 
 
+def reduce_tail(units: Sequence[Unit]) -> tuple[Unit, ...]:
+    """The V3 paper's RF2 (Section 6.3) on V1: the units from the last strided one
+    (to stride 32) on have half the channels."""
+    start = max(i for i, unit in enumerate(units) if unit.stride == 2)
+    return (*units[:start], *(replace(unit, out=unit.out // 2) for unit in units[start:]))
+
+
 def v1_width(channels: int, multiplier: float) -> int:
     """Section 4.2's width multiplier as TF-slim applies it: ``max(int(c * a), 8)``."""
     return max(int(channels * multiplier), 8)
@@ -51,7 +58,9 @@ class MobileNetV1(MobileNet):
 
     ``depth_multiplier`` is the paper's width multiplier alpha. ``dropout`` defaults
     to TF-slim's 0.001 (``dropout_keep_prob=0.999``), not 0.8: that is a keep
-    probability that some ports mistake for a drop rate.
+    probability that some ports mistake for a drop rate. ``output_stride`` 16 or 8
+    dilates the last units (the V2 paper's DeepLabv3 setting for V1, Section 6.3),
+    ``reduced_tail`` halves the last stage.
     """
 
     def __init__(
@@ -68,8 +77,12 @@ class MobileNetV1(MobileNet):
         units: Sequence[Unit] = UNITS,
         features_only: bool = False,
         out_indices: Sequence[int] | None = None,
+        output_stride: int = 32,
+        reduced_tail: bool = False,
     ) -> None:
         check_positive("depth_multiplier", depth_multiplier)
+        check_choice("reduced_tail", reduced_tail, (False, True))
+        units = reduce_tail(units) if reduced_tail else units
         check_positive("input_channel", input_channel)
         check_choice("padding", padding, PADDINGS)
         act = "relu6" if use_relu6 else "relu"
@@ -90,8 +103,10 @@ class MobileNetV1(MobileNet):
             dropout=dropout,
             features_only=features_only,
             out_indices=out_indices,
+            output_stride=output_stride,
         )
         self.width = depth_multiplier
         # Constructor arguments, saved with the weights so a file rebuilds its own model.
-        self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, depth_multiplier=depth_multiplier, use_relu6=use_relu6, dropout=dropout, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum)
+        self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, depth_multiplier=depth_multiplier, use_relu6=use_relu6, dropout=dropout, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum,
+                              output_stride=output_stride, reduced_tail=reduced_tail)
         init_weights(self)

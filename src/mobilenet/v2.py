@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .layers import (
     PADDINGS,
@@ -44,9 +44,17 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
-def last_conv_width(width: float) -> int:
-    """Section 6.1: the last conv keeps 1280 channels for width < 1 and grows above."""
-    return make_divisible(LAST_CONV * max(1.0, width))
+def last_conv_width(width: float, reduced_tail: bool = False) -> int:
+    """Section 6.1: the last conv keeps 1280 channels for width < 1 and grows above
+    (halved with ``reduced_tail``)."""
+    return make_divisible(LAST_CONV // (2 if reduced_tail else 1) * max(1.0, width))
+
+
+def reduce_tail(stages: Sequence[Stage]) -> tuple[Stage, ...]:
+    """The V3 paper's RF2 (Section 6.3) on V2: the stages from the last strided one
+    (to stride 32) on have half the channels; expansions follow (t x input)."""
+    start = max(i for i, stage in enumerate(stages) if stage.s == 2)
+    return (*stages[:start], *(replace(stage, c=stage.c // 2) for stage in stages[start:]))
 
 
 class MobileNetV2(MobileNet):
@@ -54,7 +62,8 @@ class MobileNetV2(MobileNet):
     projections, a 1x1 conv to 1280, pooling, dropout 0.2, classifier.
 
     Every width is ``make_divisible(c * width, 8)``; the first bottleneck (t=1)
-    has no expansion conv.
+    has no expansion conv. ``output_stride`` 16 or 8 dilates the last stages (the
+    paper's Section 6.3 DeepLabv3 setting), ``reduced_tail`` halves the last stage.
     """
 
     def __init__(
@@ -70,8 +79,12 @@ class MobileNetV2(MobileNet):
         stages: Sequence[Stage] = STAGES,
         features_only: bool = False,
         out_indices: Sequence[int] | None = None,
+        output_stride: int = 32,
+        reduced_tail: bool = False,
     ) -> None:
         check_positive("width", width)
+        check_choice("reduced_tail", reduced_tail, (False, True))
+        stages = reduce_tail(stages) if reduced_tail else stages
         check_positive("input_channel", input_channel)
         check_choice("padding", padding, PADDINGS)
         conv_args = dict(padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum)
@@ -84,7 +97,7 @@ class MobileNetV2(MobileNet):
                 stride = stage.s if i == 0 else 1
                 blocks.append(InvertedResidual(in_ch, in_ch * stage.t, out, 3, stride, "relu6", **conv_args))
                 in_ch = out
-        last = last_conv_width(width)
+        last = last_conv_width(width, reduced_tail)
         super().__init__(
             stem,
             blocks,
@@ -94,8 +107,10 @@ class MobileNetV2(MobileNet):
             dropout=dropout,
             features_only=features_only,
             out_indices=out_indices,
+            output_stride=output_stride,
         )
         self.width = width
         # Constructor arguments, saved with the weights so a file rebuilds its own model.
-        self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, dropout=dropout, width=width, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum)
+        self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, dropout=dropout, width=width, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum,
+                              output_stride=output_stride, reduced_tail=reduced_tail)
         init_weights(self)

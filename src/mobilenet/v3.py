@@ -84,6 +84,16 @@ def minimalistic(rows: Sequence[Bneck]) -> tuple[Bneck, ...]:
     return tuple(replace(row, kernel=3, se=False, act=RE) for row in rows)
 
 
+def reduce_tail(rows: Sequence[Bneck]) -> tuple[Bneck, ...]:
+    """Section 6.3's RF2, as torchvision's ``reduced_tail=True``: the rows from the last
+    stride-2 bneck (C4) on have half the output channels, and the rows after it half
+    the expansion too (the C4 row expands its unreduced input, so keeps its own)."""
+    start = max(i for i, row in enumerate(rows) if row.stride == 2)
+    tail = [replace(rows[start], out=rows[start].out // 2)]
+    tail += [replace(row, exp=row.exp // 2, out=row.out // 2) for row in rows[start + 1:]]
+    return (*rows[:start], *tail)
+
+
 def expansion_width(in_width: int, row: Bneck, rows: Sequence[Bneck], index: int) -> int:
     """Google's reference scales the expansion as a ratio of the *scaled* input
     width (``expand_input_by_factor``), not the table's exp size times alpha."""
@@ -96,10 +106,10 @@ def se_width(expanded: int) -> int:
     return make_divisible(expanded / 4)
 
 
-def head_width(config: str, width: float) -> int:
+def head_width(config: str, width: float, reduced_tail: bool = False) -> int:
     """The 1280/1024 head is kept for alpha <= 1 (the reference's
-    ``finegrain_classification_mode``) and scaled above 1."""
-    return make_divisible(HEAD[config] * max(1.0, width))
+    ``finegrain_classification_mode``) and scaled above 1; RF2 halves it."""
+    return make_divisible(HEAD[config] // (2 if reduced_tail else 1) * max(1.0, width))
 
 
 class MobileNetV3(MobileNet):
@@ -108,7 +118,9 @@ class MobileNetV3(MobileNet):
     1280/1024 with hard-swish, dropout 0.2, classifier.
 
     ``minimal=True`` builds the minimalistic variant. BatchNorm uses the paper's
-    eps 1e-3 and momentum 0.01 (TensorFlow's decay 0.99).
+    eps 1e-3 and momentum 0.01 (TensorFlow's decay 0.99). ``output_stride`` 16 or 8
+    dilates the last stages, ``reduced_tail`` halves the last stage (see
+    :func:`reduce_tail`): the backbone options of Section 6 (detection, segmentation).
     """
 
     def __init__(
@@ -125,12 +137,16 @@ class MobileNetV3(MobileNet):
         bn_momentum: float = 0.01,
         features_only: bool = False,
         out_indices: Sequence[int] | None = None,
+        output_stride: int = 32,
+        reduced_tail: bool = False,
     ) -> None:
         check_choice("config", config, tuple(CONFIGS))
+        check_choice("reduced_tail", reduced_tail, (False, True))
         check_positive("width", width)
         check_positive("input_channel", input_channel)
         check_choice("padding", padding, PADDINGS)
         rows = minimalistic(CONFIGS[config]) if minimal else CONFIGS[config]
+        rows = reduce_tail(rows) if reduced_tail else rows
         act = RE if minimal else HS
         conv_args = dict(padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum)
         in_ch = make_divisible(STEM * width)
@@ -149,15 +165,17 @@ class MobileNetV3(MobileNet):
             ConvNormAct(in_ch, last, 1, act=act, **conv_args),
             num_features=last,
             num_classes=n_classes,
-            head_width=head_width(config, width),
+            head_width=head_width(config, width, reduced_tail),
             head_act=act,
             dropout=dropout,
             features_only=features_only,
             out_indices=out_indices,
+            output_stride=output_stride,
         )
         self.config = config
         self.width = width
         self.minimal = minimal
         # Constructor arguments, saved with the weights so a file rebuilds its own model.
-        self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, config=config, dropout=dropout, width=width, minimal=minimal, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum)
+        self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, config=config, dropout=dropout, width=width, minimal=minimal, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum,
+                              output_stride=output_stride, reduced_tail=reduced_tail)
         init_weights(self)

@@ -13,28 +13,29 @@ DEFAULT_MODELS = ["mobilenet_v1_100", "mobilenet_v2_100", "mobilenet_v3_large_10
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..bench.routes import BF16_RUNTIMES, INT8_RUNTIMES, RUNTIMES
-
     p = sub.add_parser(
         "bench",
         help="latency and throughput per model and runtime, side by side with torchvision and timm",
         description="Warm up, then time every route (model x runtime x batch) interleaved with the peers' same "
-        "architecture until each median is known to within 2%%: median and interquartile range, images/s, "
+        "architecture until each median is known to within 2%: median and interquartile range, images/s, "
         "achieved GMAC/s beside the CPU's theoretical peak, and ours/theirs ratios.",
     )
     p.add_argument("models", nargs="*", metavar="MODEL", help=f"model names or patterns (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--runtime", default="eager", metavar="LIST",
-                   help=f"comma-separated: {', '.join(RUNTIMES)} (default: eager)")
+                   help="comma-separated: eager, channels_last, compile, or a file runtime (onnxruntime, executorch, "
+                   "openvino, ...: every one `mobilenet export` writes; an unknown name gets the list) (default: eager)")
     p.add_argument("--int8", action="store_true",
-                   help=f"also time our int8 models (under {', '.join(INT8_RUNTIMES)} where listed in --runtime)")
+                   help="also time our int8 models (under each runtime in --runtime that has int8)")
     p.add_argument("--bf16", action="store_true",
-                   help=f"also time our models in bf16 (under {', '.join(BF16_RUNTIMES) or 'no runtime'}, on a CPU with "
+                   help="also time our models in bf16 (under each runtime in --runtime that has it, on a CPU with "
                    "native bf16)")
     p.add_argument("--calib", metavar="DIR",
                    help="images to calibrate --int8 on (default: random batches; speed does not depend on them)")
     p.add_argument("--batch", default="1", metavar="LIST", help="comma-separated batch sizes (default: 1)")
     p.add_argument("--resolution", type=int, default=224, metavar="R", help="input size (default: 224)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for every runtime (default: all available)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for every runtime (default: the cores idle at the start, as `train` picks them; "
+                   "threads beyond them turn medians into noise)")
     p.add_argument("--compare", default="torchvision,timm", metavar="LIST",
                    help="peers measured in the same run: torchvision, timm, or none (default: torchvision,timm)")
     p.add_argument("--train", metavar="BxR,...",
@@ -43,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-time", type=float, default=10.0, metavar="S", help="seconds per route, at most")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", metavar="FILE.png", help="write the accuracy-vs-latency and MACs-vs-latency charts")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -82,10 +83,12 @@ def header(machine, command: str | None = None) -> str:
 
 
 COLUMNS = ["model", "source", "task", "runtime", "precision", "batch", "res", "layout", "median ms", "IQR ms",
-           "img/s", "GMAC/s", "% peak", "ratio", "runs"]
+           "img/s", "GMAC/s", "% peak", "ratio", "runs", "noise"]
 
 
 def table_rows(results, peak) -> list[dict]:
+    from ..bench.claims import noisy, spread
+
     rows = []
     for r in results:
         p = peak.int8_gmacs if r.precision == "int8" else peak.fp32_gmacs
@@ -99,6 +102,9 @@ def table_rows(results, peak) -> list[dict]:
             "% peak": None if not (r.gmacs_per_s and p) else round(100 * r.gmacs_per_s / p, 1),
             "ratio": None if r.ratio is None else round(r.ratio, 3),
             "runs": r.runs or None,
+            "spread": None if spread(r) is None else round(spread(r), 3),  # IQR / median
+            "noise": "NOISE" if noisy(r) else "",
+            "noisy": noisy(r),
             "error": r.error,
         })
     return rows
@@ -108,7 +114,8 @@ def format_claims(claims: list[dict]) -> str:
     if not claims:
         return ""
     rows = [{"check": c["check"], "model": c["model"], "batch": c["batch"], "value": c["value"], "target": c["target"],
-             "holds": "yes" if c["holds"] else "NO", "compared": c["compared"]} for c in claims]
+             "holds": "noise" if c["holds"] is None else "yes" if c["holds"] else "NO", "compared": c["compared"]}
+            for c in claims]
     return format_table(rows, ["check", "model", "batch", "value", "target", "holds", "compared"])
 
 
@@ -129,6 +136,12 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--resolution {args.resolution} is too small; use 32 or more")
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads {args.threads}: expected a positive integer")
+    threads, threads_note = args.threads, "set by --threads"
+    if threads is None:  # as `train` does: only the cores idle now (see docs/training.md)
+        from ..train.distributed import cpu_threads
+
+        threads = cpu_threads(0)
+        threads_note = f"the idle cores of {os.cpu_count()} at load {_load():.1f}; --threads sets it"
     if args.plot:
         if not args.plot.lower().endswith(".png"):
             raise CommandError(f"--plot {args.plot}: the chart is written as PNG; give a file name ending in .png")
@@ -142,13 +155,24 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
     if args.calib and not os.path.isdir(args.calib):
         raise CommandError(f"--calib {args.calib}: no such folder of images")
-    progress = not args.no_progress and sys.stderr.isatty()
+    from .. import progress as lines
+
+    # A bar on a terminal, per-step lines otherwise; neither under --json or --no-progress/--quiet.
+    progress = not (args.no_progress or args.json) and sys.stderr.isatty() and lines.wanted()
+    with lines.reporting(not (args.no_progress or args.json or progress)):
+        return _measure(args, names, runtimes, compare, schedule, batches, shapes, threads, threads_note, progress)
+
+
+def _measure(args, names, runtimes, compare, schedule, batches, shapes, threads, threads_note, progress) -> int:
+    from ..bench import Schedule, benchmark, benchmark_training
+
     try:
         report = benchmark(names, runtimes=runtimes, batches=batches, resolution=args.resolution,
-                           threads=args.threads, compare=compare, int8=args.int8, bf16=args.bf16, schedule=schedule, calib=args.calib,
+                           threads=threads, compare=compare, int8=args.int8, bf16=args.bf16, schedule=schedule,
+                           calib=args.calib,
                            progress=progress)
         if shapes:
-            train = benchmark_training(names, shapes=shapes, threads=args.threads, compare=compare,
+            train = benchmark_training(names, shapes=shapes, threads=threads, compare=compare,
                                        schedule=Schedule(min_time=args.min_time, max_time=args.max_time * 2),
                                        progress=progress)
             report = type(report)(report.machine, report.results + train.results,
@@ -160,14 +184,26 @@ def run(args: argparse.Namespace) -> int:
 
         plot(report.results, args.plot, peak_gmacs=report.machine.peak.fp32_gmacs,
              title=header(report.machine).splitlines()[0])
+    from ..bench.claims import NOISY_SPREAD
+
+    rows = table_rows(report.results, report.machine.peak)
+    loud = [r for r in rows if r["noisy"]]
+    warning = (f"{len(loud)} of {len(rows)} rows are NOISE: their IQR is over {NOISY_SPREAD:.0%} of the median "
+               f"(worst {max(r['spread'] for r in loud):.0%}), so their medians and any claim resting on them say "
+               f"little; load {_load():.1f} on {os.cpu_count()} CPUs. Rerun when the machine is idle, or with "
+               "--threads 1." if loud else None)
     if args.json:
         out = report.to_dict()
-        out["table"] = table_rows(report.results, report.machine.peak)
+        out["table"] = rows
+        out["threads_chosen"] = threads_note
+        out["noise_warning"] = warning
         print_json(out)
         return 0
-    print(header(report.machine))
+    head = header(report.machine)
+    if args.threads is None:  # say where the figure came from
+        head = head.replace(f"threads: {threads};", f"threads: {threads} ({threads_note});")
+    print(head)
     print()
-    rows = table_rows(report.results, report.machine.peak)
     print(format_table(rows, COLUMNS))
     for r in rows:
         if r["error"]:
@@ -177,4 +213,13 @@ def run(args: argparse.Namespace) -> int:
     claims_text = format_claims(report.to_dict()["claims"])
     if claims_text:
         print("\n" + claims_text)
+    if warning:
+        print(f"\nWARNING: {warning}")
     return 0
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0

@@ -4,6 +4,7 @@ PNG and images/s for weights on a data set."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from . import CommandError, format_table, print_json
@@ -30,8 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=("none", "bf16", "fp16", "auto"), default="none")
-    p.add_argument("--confusion", metavar="PNG", help="confusion-matrix PNG (default: confusion.png beside the weights)")
+    p.add_argument("--confusion", metavar="PNG", help="write the confusion matrix to this PNG (default: none, except "
+                   "confusion-DATA.png inside a run folder given as --weights)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
@@ -58,12 +61,38 @@ def items_for(args: argparse.Namespace):
         if not Path(args.data).is_dir():
             raise CommandError(f"--data {args.data}: --labels-from-filenames needs a folder")
         return filename_items(args.data)
-    split = load_data(args.data, val_split=args.val_split, seed=args.seed, log=lambda m: print(m))
+    split = load_data(args.data, val_split=args.val_split, seed=args.seed, log=lambda m: print(m, file=sys.stderr))  # stdout: results only
     parts = {"val": split.val.items, "train": split.train.items, "all": split.train.items + split.val.items}
     return parts[args.split], split.classes
 
 
+def confusion_target(args: argparse.Namespace) -> Path | None:
+    """Where the confusion PNG goes: --confusion, or into the run folder being evaluated;
+    nothing is written beside a weights file or into a data folder unasked."""
+    if args.confusion:
+        png = Path(args.confusion)
+        if png.suffix.lower() != ".png":
+            raise CommandError(f"--confusion {png}: the matrix is written as PNG; give a file name ending in .png")
+        if not png.resolve().parent.is_dir():
+            raise CommandError(f"--confusion {png}: no such folder {png.resolve().parent}")
+        return png
+    if Path(args.weights).is_dir():
+        return Path(args.weights) / f"confusion-{Path(args.data).name or 'data'}.png"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    with progress.reporting(not (args.json or args.quiet)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    png = confusion_target(args)
+    progress.step("loading torch and the weights")
     from ..evaluate import confusion_png, evaluate
     from ..images import Preprocess
     from ..train.data import DataError
@@ -78,22 +107,43 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(cpu_threads(0))  # the idle cores: see docs/training.md
     try:
         model, path = load_any(args.weights)
+        progress.step(f"reading {args.data}")
         items, classes = items_for(args)
         pre = Preprocess.from_dict((getattr(model, "pretrained_cfg", None) or {}).get("preprocess") or {})
+        progress.step(f"evaluating {len(items):,} images")
         result = evaluate(model, items, classes, preprocess=pre, batch_size=args.batch_size, workers=args.workers,
                           device=pick_device(args.device), amp=args.amp)
-        png = Path(args.confusion) if args.confusion else path.with_name(f"confusion-{Path(args.data).name}.png")
-        confusion_png(result, png, f"{path.name} on {args.data}: top-1 {result.top1:.4f}")
     except (DataError, WeightsError, ExportError, ValueError, OSError) as exc:
         raise CommandError(str(exc)) from None
+    # The work is done: whatever happens to the PNG, the results are printed.
+    png_error = None
+    if png is not None:
+        try:
+            confusion_png(result, png, f"{path.name} on {args.data}: top-1 {result.top1:.4f}")
+        except (OSError, ValueError) as exc:
+            png_error = f"cannot write the confusion matrix {png}: {getattr(exc, 'strerror', None) or exc}"
+            png = None
     from ..cli import allocator
 
     out = result.to_dict()
-    out.update(weights=str(path), data=args.data, confusion_png=str(png), allocator=allocator(), layout="channels_last")
+    out.update(weights=str(path), data=args.data, confusion_png=None if png is None else str(png),
+               allocator=allocator(), layout="channels_last")
     if args.json:
         del out["confusion"]
         print_json(out)
-        return 0
+    else:
+        print_tables(args, path, result, png)
+    if png_error:
+        asked = args.confusion is not None
+        print(f"mobilenet eval: {'error' if asked else 'note'}: {png_error} (the results above are complete)",
+              file=sys.stderr)
+        return 2 if asked else 0
+    return 0
+
+
+def print_tables(args: argparse.Namespace, path: Path, result, png: Path | None) -> None:
+    from ..cli import allocator
+
     print(format_table([{"weights": path.name, "data": args.data, "images": result.images, "top-1": round(result.top1, 4),
                          "top-5": round(result.top5, 4), "loss": round(result.loss, 4),
                          "images/s": round(result.images_per_s, 1)}],
@@ -103,5 +153,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nper-class top-1{' (the 10 worst)' if len(rows) > 20 else ''}:")
     print(format_table([{"class": r["class"], "images": r["images"], "top-1": r["top1"]} for r in shown],
                        ["class", "images", "top-1"]))
-    print(f"\nconfusion matrix: {png}  (batch {args.batch_size}, channels_last, fp32; allocator: {allocator()})")
-    return 0
+    where = f"confusion matrix: {png}" if png else "confusion matrix: not written (--confusion PNG writes it)"
+    print(f"\n{where}  (batch {args.batch_size}, channels_last, fp32; allocator: {allocator()})")

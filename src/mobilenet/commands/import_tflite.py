@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="convert a TFLite MobileNet classifier into our weights file",
         description="Read a TFLite MobileNet classifier (V1/V2 of any width and resolution, V3 where the "
         "layout is known; uint8 files are dequantized), and write our .safetensors weights with the "
-        "file's preprocessing ((x-128)/128, 87.5%% centre crop, bilinear) and labels.",
+        "file's preprocessing ((x-128)/128, 87.5% centre crop, bilinear) and labels.",
     )
     p.add_argument("file", metavar="FILE.tflite", help="the TFLite file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="weights file to write")
@@ -45,6 +45,16 @@ def read_labels(path: str, num_classes: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    with progress.reporting(not args.json):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    progress.step("loading torch")
     from ..files import check_writable_dir
     from ..weights.store import WeightsError, save_weights
     from ..weights.tflite import load_tflite
@@ -58,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable_dir(out.parent if str(out.parent) else ".", "-o folder")
     except PermissionError as exc:
         raise CommandError(str(exc)) from None
+    progress.step(f"reading {args.file}")
     try:
         model, info = load_tflite(args.file)
     except (WeightsError, ValueError, OSError) as exc:
@@ -74,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         "num_classes": classes,
         "quantized": bool(info.get("quantized")),
     }
+    progress.step(f"writing {out}")
     save_weights(model, out, preprocess=info["preprocess"], labels=labels, source=str(args.file),
                  tflite={k: v for k, v in summary.items() if k not in ("file", "output")})
     if args.json:

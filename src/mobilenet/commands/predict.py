@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from . import CommandError, format_table, print_json
@@ -19,13 +20,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     # "*" not "+": `--pretrained IMAGE` lets argparse take the image as the tag; run() gives it back
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
-    p.add_argument("--weights", metavar="FILE", help="a weights file (.safetensors, .pth, .bin), or a file `mobilenet export` wrote "
-                   "(.onnx, .pte, .xml, ...: run in its own runtime)")
+    p.add_argument("--weights", metavar="FILE", help="weights: .safetensors, a run folder, .pth/.bin, .tflite, or a file "
+                   "`mobilenet export` wrote (.onnx, .pte, .xml, ...: run in its own runtime)")
     p.add_argument("--model", metavar="NAME", help="model name (found from the weights' shapes if omitted)")
     p.add_argument("--pretrained", nargs="?", const=True, metavar="TAG",
                    help="official weights of --model: the default ones, or --pretrained=TAG "
                    "(`mobilenet info --weights` lists the tags)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to show (default: 5)")
+    p.add_argument("--out", metavar="DIR", help="detectors: write each image with its boxes and labels drawn "
+                   "as DIR/<name>_boxes.png (an existing file is not overwritten)")
+    p.add_argument("--score-min", type=float, default=0.3, metavar="S",
+                   help="detectors: show detections scoring at least S (default: 0.3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -51,20 +56,75 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("give --weights FILE, or --model NAME --pretrained[=TAG]")
     if not args.weights and not pretrained:
         raise CommandError(f"--model {args.model} needs weights: add --pretrained[=TAG] or --weights FILE")
+    # A file that is not an image (`predict photos/*` meeting a COPYRIGHT file) is reported and
+    # skipped, as training skips it; all of them bad fails before any weights load.
+    names, pictures = [], []
+    for path in images:
+        try:
+            pictures.append(load_image(path))
+            names.append(path)
+        except ImageError as exc:
+            print(f"mobilenet predict: skipped {exc}", file=sys.stderr)
+    if not pictures:
+        raise CommandError(f"none of the {len(images)} files given is an image that can be read" if len(images) > 1
+                           else "the file given is not an image that can be read (see above)")
     try:
-        pictures = [load_image(path) for path in images]  # a bad file fails before any weights load
         model = load_model(args.weights, args.model, pretrained)
+        from ..detection.predict import is_detector
+
+        if is_detector(model):
+            return run_detection(model, images, args)
         results = classify(model, pictures, k=args.top)
     except (ImageError, WeightsError, ValueError, TypeError) as exc:
         raise CommandError(str(exc)) from None
-    results = [r.__class__(name, r.top) for name, r in zip(images, results)]
+    results = [r.__class__(name, r.top) for name, r in zip(names, results)]
     if args.json:
         print_json([r.to_dict() for r in results])
         return 0
     rows = []
     for r in results:
         for rank, g in enumerate(r.top, 1):
-            rows.append({"image": r.image if rank == 1 else "", "rank": rank, "probability": g.probability,
+            # one fixed format for every probability (not 0.25 beside 1.2e-05)
+            rows.append({"image": r.image if rank == 1 else "", "rank": rank, "probability": f"{g.probability:.4f}",
                          "class": g.index, "label": g.label})
-    print(format_table(rows, ["image", "rank", "probability", "class", "label"]))
+    print(format_table(rows, ["image", "rank", "probability", "class", "label"], {"class": "index"}))
+    if len(names) < len(images):
+        print(f"\n{len(images) - len(names)} of {len(images)} files skipped: not images (see stderr)")
+    return 0
+
+
+def run_detection(model, images: list[str], args: argparse.Namespace) -> int:
+    """Boxes, scores and labels per image; with ``--out``, the pictures with them drawn."""
+    from ..detection.predict import DetectionResult, detect, draw
+    from ..files import check_writable_dir
+
+    if not 0.0 <= args.score_min <= 1.0:
+        raise CommandError(f"--score-min {args.score_min}: give a score in [0, 1]")
+    outputs = []
+    if args.out:
+        try:
+            folder = check_writable_dir(args.out, "--out")
+        except OSError as exc:
+            raise CommandError(str(exc)) from None
+        outputs = [folder / f"{Path(p).stem}_boxes.png" for p in images]
+        taken = [str(o) for o in outputs if o.exists()]
+        if taken or len(set(outputs)) < len(outputs):
+            raise CommandError(f"--out: {', '.join(taken) or 'two images share a name'} would be overwritten; "
+                               "choose another folder or move them")
+    results = detect(model, images, args.score_min)
+    if outputs:
+        results = [DetectionResult(r.image, r.detections, str(draw(p, r, o)))
+                   for p, r, o in zip(images, results, outputs)]
+    if args.json:
+        print_json([r.to_dict() for r in results])
+        return 0
+    rows = []
+    for r in results:
+        for i, d in enumerate(r.detections or [None]):
+            rows.append({"image": r.image if i == 0 else "", "label": d.name if d else "(none)",
+                         "score": d.score if d else None, "box": ", ".join(f"{v:.1f}" for v in d.box) if d else ""})
+    print(format_table(rows, ["image", "label", "score", "box"]))
+    for r in results:
+        if r.drawn:
+            print(f"wrote {r.drawn}")
     return 0

@@ -69,14 +69,18 @@ def calibration_batches(
         folder = Path(calib)
         if not folder.is_dir():
             raise QuantizeError(f"calibration folder {folder} does not exist or is not a folder")
+        from .. import progress
+
         files = find_images(folder)
         transform = preprocess.transform()
         images, skipped = [], 0
+        advance = progress.counter(min(limit, len(files)), f"read images from {folder}")
         for path in files:
             if len(images) >= limit:
                 break
             try:
                 images.append(transform(load_image(path)))
+                advance()
             except ImageError:
                 skipped += 1
         if not images:

@@ -59,7 +59,10 @@ class ExecuTorchRuntime(Runtime):
             blob = program.load_method("mobilenet_metadata").execute([])[0]
             raw = bytes(blob.tolist())
             meta = json.loads((raw if raw[:1] == b"{" else zlib.decompress(raw)).decode())
-        method = program.load_method("forward")
+        from ..quiet import native_stderr_filtered
+
+        with native_stderr_filtered():  # ExecuTorch's threadpool prints ARM-only CPU probes on x86
+            method = program.load_method("forward")
         # The planned input buffer bounds the batch. ExecuTorch 1.5's lowering narrows
         # the exported range (batch <= 15 for these graphs): larger batches run in chunks.
         capacity = int(program.metadata("forward").input_tensor_meta(0).sizes()[0])

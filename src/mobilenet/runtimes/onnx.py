@@ -43,6 +43,9 @@ class OnnxRuntime(Runtime):
         fp32_path = path.with_name(path.name + ".fp32")
         try:
             _write_onnx(model, example, fp32_path, meta)
+            from .. import progress
+
+            progress.step(f"quantizing with ONNX Runtime, calibrating on {sum(map(len, calib))} images")
             notes = _quantize_onnx(fp32_path, path, calib, meta)
         finally:
             fp32_path.unlink(missing_ok=True)

@@ -3,6 +3,7 @@ TorchScript has no PT2E int8 path."""
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -45,7 +46,9 @@ class TorchScriptRuntime(Runtime):
               calib: list[torch.Tensor] | None = None, precision: str = "fp32") -> Written:
         with torch.no_grad():
             traced = torch.jit.trace(model, example)
-        torch.jit.save(traced, str(path), _extra_files={f"{METADATA_NAME}.json": json.dumps(meta)})
+        buffer = io.BytesIO()  # torch.jit.save's own file writer aborts the process on a full disk
+        torch.jit.save(traced, buffer, _extra_files={f"{METADATA_NAME}.json": json.dumps(meta)})
+        path.write_bytes(buffer.getvalue())
         return Written()
 
     def load(self, path: Path, *, threads: int | None = None, precision: str | None = None,

@@ -14,19 +14,15 @@ from .config import TrainConfig
 
 
 def load_pretrained_model(source: str, model_name: str | None = None) -> nn.Module:
-    """Our ``.safetensors``, a ``.tflite`` file, or ``create_model(model_name, pretrained=source)``."""
-    path = Path(source)
-    if path.suffix.lower() == ".tflite":
-        from ..weights.tflite import load_tflite
+    """Any weights file (:mod:`mobilenet.weights.sources`; a foreign checkpoint's
+    model found from its shapes unless named), or ``create_model(model_name, pretrained=tag)``."""
+    from ..weights.hub import _is_path
+    from ..weights.sources import load_weights_file
 
-        return load_tflite(path)[0]
-    if path.is_file() and path.suffix.lower() == ".safetensors":
-        from ..weights.store import load_weights, read_metadata
-
-        if read_metadata(path):
-            return load_weights(path)
+    if Path(source).exists() or _is_path(source):
+        return load_weights_file(source, model_name)
     if model_name is None:
-        raise ValueError(f"--pretrained {source}: give --model too (which architecture these weights fit)")
+        raise ValueError(f"--pretrained {source}: no such file (a weights tag needs --model NAME too)")
     return create_model(model_name, pretrained=source)
 
 

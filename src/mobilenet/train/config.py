@@ -9,14 +9,28 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..limits import MAX_RESOLUTION
+
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A field with its help text and, where it has one, its valid range:
+    ``min``/``max`` inclusive, ``above``/``below`` exclusive."""
     return field(default=default, metadata={"help": help, **kw})
+
+
+class ConfigError(ValueError):
+    """An invalid value; ``field`` names the option (the CLI shows it as ``--flag``)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field, self.problem = field, problem
+
 
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
@@ -33,41 +47,44 @@ class TrainConfig:
     model: str = _f("mobilenet_v3_small_050", "registered model name (mobilenet info lists them)")
     data: str = _f("digits", "digits (scikit-learn, built in), cifar10, cifar100, or an image folder")
     data_root: str | None = _f(None, "where cifar10/cifar100 are (down)loaded (default ~/.cache/mobilenet/data)")
-    val_split: float = _f(0.2, "held-out fraction when the data has no val/ split (seeded)")
-    resolution: int | None = _f(None, "input size (default: the model's, the weights', or 32 for digits/cifar)")
-    crop_pct: float | None = _f(None, "eval centre-crop fraction (default 0.875; 1.0 for digits/cifar)")
+    val_split: float = _f(0.2, "held-out fraction when the data has no val/ split (seeded)", above=0.0, below=1.0)
+    resolution: int | None = _f(None, "input size (default: the model's, the weights', or 32 for digits/cifar)",
+                                min=16, max=MAX_RESOLUTION)
+    crop_pct: float | None = _f(None, "eval centre-crop fraction (default 0.875; 1.0 for digits/cifar)",
+                                above=0.0, max=1.0)
     pretrained: str | None = _f(None, "weights to fine-tune: a tag, our .safetensors, a .tflite or a checkpoint")
     strict: bool = _f(False, "unreadable or placeholder images are an error instead of skipped")
     # -- recipe ------------------------------------------------------------------------
     recipe: str = _f("quick", "preset: quick, paper, torchvision, finetune (see docs/training.md)")
-    epochs: int = _f(12, "epochs")
-    batch_size: int = _f(64, "global batch size (split across processes under torchrun)")
+    epochs: int = _f(12, "epochs", min=1)
+    batch_size: int = _f(64, "global batch size (split across processes under torchrun)", min=1)
     optimizer: str = _f("adamw", "sgd, rmsprop or adamw", choices=OPTIMIZERS)
-    lr: float = _f(0.005, "peak learning rate (at lr_batch images per step when lr_batch is set)")
-    lr_batch: int | None = _f(None, "batch size lr is given for; lr scales linearly with batch_size")
-    momentum: float = _f(0.9, "SGD/RMSProp momentum")
-    rmsprop_decay: float = _f(0.9, "RMSProp gradient-square decay (torch's alpha)")
-    rmsprop_eps: float = _f(0.0316, "RMSProp epsilon (outside the sqrt, as torchvision's reference)")
-    weight_decay: float = _f(0.01, "L2 / decoupled weight decay")
+    lr: float = _f(0.005, "peak learning rate (at lr_batch images per step when lr_batch is set)", above=0.0)
+    lr_batch: int | None = _f(None, "batch size lr is given for; lr scales linearly with batch_size", min=1)
+    momentum: float = _f(0.9, "SGD/RMSProp momentum", min=0.0, below=1.0)
+    rmsprop_decay: float = _f(0.9, "RMSProp gradient-square decay (torch's alpha)", min=0.0, below=1.0)
+    rmsprop_eps: float = _f(0.0316, "RMSProp epsilon (outside the sqrt, as torchvision's reference)", above=0.0)
+    weight_decay: float = _f(0.01, "L2 / decoupled weight decay", min=0.0)
     decay_depthwise: bool = _f(False, "also decay depthwise conv weights (V1 paper: little or none)")
     decay_norm: bool = _f(False, "also decay BatchNorm weights and biases")
     schedule: str = _f("cosine", "cosine, step or constant, after warm-up", choices=SCHEDULES)
-    step_epochs: float = _f(1.0, "step schedule: multiply lr by step_gamma every this many epochs")
-    step_gamma: float = _f(0.98, "step schedule factor")
-    warmup_epochs: float = _f(0.0, "linear warm-up from 0")
-    min_lr_ratio: float = _f(0.0, "cosine floor as a fraction of the peak lr")
-    label_smoothing: float = _f(0.0, "label smoothing")
-    dropout: float | None = _f(None, "classifier dropout (default: the model's)")
-    bn_momentum: float | None = _f(None, "BatchNorm momentum (default: the model's)")
+    step_epochs: float = _f(1.0, "step schedule: multiply lr by step_gamma every this many epochs", above=0.0)
+    step_gamma: float = _f(0.98, "step schedule factor", above=0.0)
+    warmup_epochs: float = _f(0.0, "linear warm-up from 0", min=0.0)
+    min_lr_ratio: float = _f(0.0, "cosine floor as a fraction of the peak lr", min=0.0, max=1.0)
+    label_smoothing: float = _f(0.0, "label smoothing", min=0.0, below=1.0)
+    dropout: float | None = _f(None, "classifier dropout (default: the model's)", min=0.0, below=1.0)
+    bn_momentum: float | None = _f(None, "BatchNorm momentum (unset: the model's)", min=0.0, max=1.0)
     freeze_bn: bool = _f(False, "keep BatchNorm statistics fixed (fine-tuning on small data)")
     head_only: bool = _f(False, "train only the classifier (a linear probe of pretrained features)")
-    ema_decay: float = _f(0.0, "EMA of the weights with this decay per step; 0 turns it off")
-    clip_grad: float = _f(0.0, "clip the gradient norm to this; 0 turns it off")
+    ema_decay: float = _f(0.0, "EMA of the weights with this decay per step; 0 turns it off", min=0.0, below=1.0)
+    clip_grad: float = _f(0.0, "clip the gradient norm to this; 0 turns it off", min=0.0)
     # -- augmentation ----------------------------------------------------------------
-    hflip: float = _f(0.5, "horizontal-flip probability")
+    hflip: float = _f(0.5, "horizontal-flip probability (digits are never flipped: config.yaml records 0)",
+                      min=0.0, max=1.0)
     crop_scale: tuple[float, float] = _f((0.08, 1.0), "RandomResizedCrop area range")
     auto_augment: str | None = _f(None, "AutoAugment policy: imagenet, cifar10 or svhn", choices=AUTO_AUGMENT)
-    random_erase: float = _f(0.0, "RandomErasing probability")
+    random_erase: float = _f(0.0, "RandomErasing probability", min=0.0, max=1.0)
     # -- machinery ----------------------------------------------------------------------
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
     amp: str = _f("auto", "autocast: bf16, fp16 (CUDA) or none; auto = bf16 on CUDA, none on CPU", choices=AMP)
@@ -76,33 +93,28 @@ class TrainConfig:
     qat: bool = _f(False, "quantization-aware training (PT2E fake-quant, int8 x86); writes int8.pt2, not fp32 weights")
     sync_bn: bool = _f(False, "SyncBatchNorm under torchrun")
     seed: int = _f(0, "seed for initialisation, split, data order and augmentation")
-    threads: int = _f(0, "CPU threads (0: the cores idle at start, at least 1; see docs/training.md)")
-    workers: int = _f(0, "data-loading processes (0: in the training process)")
+    threads: int = _f(0, "CPU threads (0: the cores idle at start, at least 1; see docs/training.md)", min=0)
+    workers: int = _f(0, "data-loading processes (0: in the training process)", min=0)
     output: str = _f("runs", "folder that holds run folders")
-    name: str | None = _f(None, "run folder name (default: <model>-<data>-<time>)")
-    save_every: int = _f(0, "also checkpoint every N steps (0: each epoch and on Ctrl-C)")
+    name: str | None = _f(None, "run folder name inside --output (default: <model>-<data>-<time>, never an "
+                          "existing one)")
+    save_every: int = _f(0, "also save resumable state every N steps (0: off)", min=0)
+    save_minutes: float = _f(5.0, "also save resumable state every this many minutes of training (0: off); "
+                             "state is always saved after each epoch and on Ctrl-C", min=0.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            choices = f.metadata.get("choices")
             value = getattr(self, f.name)
-            if choices and value is not None and value not in choices:
-                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
+            _check_field(f, value)
+            if str(f.type).startswith("int") and isinstance(value, float):
+                object.__setattr__(self, f.name, int(value))  # 5.0 from a config file
         if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
-        positive = ("epochs", "batch_size", "lr")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not 0.0 < self.val_split < 1.0:
-            raise ValueError(f"val_split must be between 0 and 1, got {self.val_split}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.resolution is not None and self.resolution < 16:
-            raise ValueError(f"resolution must be 16 or more, got {self.resolution}")
+            raise ConfigError("recipe", f"must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         lo, hi = self.crop_scale
         if not 0.0 < lo <= hi <= 1.0:
-            raise ValueError(f"crop_scale must be two numbers 0 < min <= max <= 1, got {self.crop_scale}")
+            raise ConfigError("crop_scale", f"must be two numbers 0 < min <= max <= 1, got {self.crop_scale}")
+        if self.name is not None:
+            check_name(self.name)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -115,11 +127,56 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
+# Fields that may change when resuming: they do not alter what is computed.
+RESUME_OVERRIDES = ("epochs", "workers", "device", "threads", "save_every", "save_minutes")
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    """Type, choices and range of one field, from its annotation and metadata."""
+    if value is None:
+        return
+    kind = str(f.type).split(" |")[0]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int" and not (number and float(value).is_integer()):
+        raise ConfigError(f.name, f"must be a whole number, got {value!r}")
+    if kind == "float":
+        if not number:
+            raise ConfigError(f.name, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f.name, f"must be a finite number, got {value!r}")
+    if kind == "str" and not isinstance(value, str):
+        raise ConfigError(f.name, f"must be text, got {value!r}")
+    if kind == "bool" and not isinstance(value, bool):
+        raise ConfigError(f.name, f"must be true or false, got {value!r}")
+    m = f.metadata
+    choices = m.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f.name, f"must be one of {', '.join(choices)}, got {value!r}")
+    lo = ("[", m["min"]) if "min" in m else ("(", m["above"]) if "above" in m else None
+    hi = ("]", m["max"]) if "max" in m else (")", m["below"]) if "below" in m else None
+    low_ok = lo is None or (value >= lo[1] if lo[0] == "[" else value > lo[1])
+    high_ok = hi is None or (value <= hi[1] if hi[0] == "]" else value < hi[1])
+    if not (low_ok and high_ok):
+        if hi is None:
+            need = f"{lo[1]} or more" if lo[0] == "[" else f"more than {lo[1]}"
+        elif lo is None:
+            need = f"at most {hi[1]}" if hi[0] == "]" else f"less than {hi[1]}"
+        else:
+            need = f"in {lo[0]}{lo[1]}, {hi[1]}{hi[0]}"
+        raise ConfigError(f.name, f"must be {need}, got {value!r}")
+
+
+def check_name(name: str) -> str:
+    """A run name is one plain folder name: it cannot lead outside ``output``."""
+    seps = {"/", "\\", os.sep, os.altsep or "/"}
+    if not isinstance(name, str) or name in ("", ".", "..") or "\0" in name or any(s in name for s in seps):
+        raise ConfigError("name", f"must be one folder name inside --output (no '/', '\\' or '..'), got {name!r}")
+    return name
 
 
 def version_of(model: str) -> str:
-    """"v1", "v2" or "v3" from a registered name (recipes differ per paper)."""
-    for v in ("v1", "v2", "v3"):
+    """"v1", "v2", "v3" or "v4" from a registered name (recipes differ per paper)."""
+    for v in ("v1", "v2", "v3", "v4"):
         if model.startswith(f"mobilenet_{v}"):
             return v
     raise ValueError(f"cannot tell the MobileNet version of {model!r}")
@@ -147,6 +204,8 @@ def _paper(model: str) -> dict[str, Any]:
     BatchNorm decay 0.99 (momentum 0.01). Label smoothing 0.1 from Inception V3 (Szegedy et al.
     2016), which the V1 paper follows."""
     v = version_of(model)
+    if v == "v4":
+        return _paper_v4(model)
     common = dict(optimizer="rmsprop", rmsprop_decay=0.9, momentum=0.9, schedule="step", warmup_epochs=0.0,
                   ema_decay=0.0, bn_momentum=None, auto_augment=None, random_erase=0.0)
     if v == "v3":
@@ -155,6 +214,37 @@ def _paper(model: str) -> dict[str, Any]:
                 "label_smoothing": 0.0}
     return {**common, "lr": 0.045, "lr_batch": 96, "step_epochs": 1.0, "step_gamma": 0.98, "weight_decay": 4e-5,
             "label_smoothing": 0.1 if v == "v1" else 0.0}
+
+
+# V4 (arXiv 2404.10518): the paper points to TF Model Garden for its models and training
+# (footnote 1); these are its ImageNet configs, official/vision/configs/experiments/
+# image_classification/imagenet_mobilenetv4_<model>_tpu.yaml: (lr, at batch, weight decay,
+# dropout, epochs). conv_small's 9600 epochs are 3,002,368 steps of 4096 images.
+_V4_PAPER = {
+    "conv_small": (0.002, 4096, 0.01, 0.3, 9600),
+    "conv_medium": (0.004, 4096, 0.1, 0.2, 500),
+    "conv_large": (0.004, 16384, 0.2, 0.2, 500),
+    "hybrid_medium": (0.016, 16384, 0.1, 0.2, 500),
+    "hybrid_large": (0.01, 16384, 0.2, 0.2, 500),
+}
+
+
+def _paper_v4(model: str) -> dict[str, Any]:
+    """V4: Qin et al. 2024 (arXiv 2404.10518) train with TF Model Garden's configs
+    (imagenet_mobilenetv4_*_tpu.yaml): AdamW with decoupled weight decay (not on
+    BatchNorm), linear warm-up for 1560 steps (5 epochs at batch 4096, 20 at 16384)
+    then cosine to 0, label smoothing 0.1, dropout 0.3 (S) / 0.2, EMA 0.9999 (S),
+    the lr and decay per model below, at batch 4096 or 16384 (scaled linearly here).
+    Not reproduced by our trainer, and so left out: RandAugment (magnitude 9-15),
+    mixup/cutmix (L models), stochastic depth (0.075-0.35), AdamW beta1 0.6 (S).
+    Reduced widths (timm's, not the paper's) take their parent model's recipe."""
+    config = next(c for c in sorted(_V4_PAPER, key=len, reverse=True) if c in model)
+    lr, batch, decay, dropout, epochs = _V4_PAPER[config]
+    return dict(optimizer="adamw", lr=lr, lr_batch=batch, weight_decay=decay, decay_depthwise=True,
+                decay_norm=False, schedule="cosine", min_lr_ratio=0.0,
+                warmup_epochs=1560 * batch / 1_281_167, epochs=epochs, label_smoothing=0.1, dropout=dropout,
+                ema_decay=0.9999 if config == "conv_small" else 0.0, bn_momentum=None, auto_augment=None,
+                random_erase=0.0)
 
 
 def _torchvision(model: str) -> dict[str, Any]:
@@ -236,7 +326,7 @@ def resolve_config(cli: dict[str, Any] | None = None, file: dict[str, Any] | Non
     recipe = chosen.get("recipe", TrainConfig.recipe)
     model = chosen.get("model", TrainConfig.model)
     if recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+        raise ConfigError("recipe", f"must be one of {', '.join(RECIPES)}, got {recipe!r}")
     values = {**RECIPES[recipe](model), **chosen}
     if "lr" in chosen and "lr_batch" not in chosen:
         values["lr_batch"] = None

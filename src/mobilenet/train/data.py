@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..images import IMAGE_EXTENSIONS, ImageError, load_image
+from ..images import IMAGE_EXTENSIONS, ImageError, load_image, verify_image
 
 BUILTIN = ("digits", "cifar10", "cifar100")
 # An image with fewer distinct colours than this is a graphic (a "photo not found"
@@ -151,8 +151,7 @@ def _check_images(split: DataSplit, *, strict: bool, cache_side: int | None, log
         path = item[0]
         try:
             if not decode:
-                with Image.open(path) as img:  # header only: cheap for big folders
-                    img.verify()
+                verify_image(path)  # header only: cheap for big folders
                 return path, None, PLACEHOLDER_COLOURS
             img = load_image(path)
         except (ImageError, OSError, SyntaxError, ValueError) as exc:

@@ -9,11 +9,11 @@ optimizer, schedule, EMA, grad scaler -> resume -> DDP, compile -> epochs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..evaluate import Tally, amp_dtype, tally
-from ..files import check_writable_dir
 from ..registry import MODELS
 from . import distributed as D
 from .build import build_model, freeze_batchnorm
 from .checkpoint import STATE_FILE, load_state, rng_state, save_state, set_rng_state
-from .config import TrainConfig
-from .data import DataSplit, load_data
+from .config import FIELDS, RESUME_OVERRIDES, TrainConfig
+from .data import DataError, DataSplit, load_data
 from .loader import Augmented, EvalDataset, ResumableSampler, ShardSampler, loader, train_transform
 from .optim import make_optimizer, make_scheduler
 from .report import plot_curves, summary_lines, write_config, write_metrics
+from .rundir import RunDir, RunDirError
 
 WEIGHTS_FILE = "weights.safetensors"
 ModelTransform = Callable[[nn.Module, TrainConfig], nn.Module]
@@ -39,6 +39,10 @@ ModelTransform = Callable[[nn.Module, TrainConfig], nn.Module]
 
 class Interrupted(Exception):
     """Raised by a callback to stop after saving."""
+
+
+class Diverged(RuntimeError):
+    """The loss or the weights became NaN or infinite; the message names the last good state."""
 
 
 @dataclasses.dataclass
@@ -56,17 +60,22 @@ class Trainer:
     ``model``: a ready model instead of ``cfg.model`` (the benchmark trains
     torchvision's this way). ``model_transform(model, cfg)`` runs once the model has
     its classifier, before the optimizer sees its parameters. ``callbacks`` are
-    called as ``cb(trainer, position)`` after every optimizer step.
+    called as ``cb(trainer, position)`` after every optimizer step. ``resume``: the
+    run folder to continue (its state must have been saved with the same ``cfg``);
+    ``overwrite``: replace the run in ``cfg.output/cfg.name`` if there is one.
     """
 
     def __init__(self, cfg: TrainConfig, *, resume: str | Path | None = None, model: nn.Module | None = None,
                  model_transform: ModelTransform | None = None, callbacks: Sequence[Callable] = (),
-                 write: bool = True, progress: bool = True, explicit_model: bool = True,
+                 write: bool = True, progress: bool = True, explicit_model: bool = True, overwrite: bool = False,
                  log: Callable[[str], None] = print) -> None:
         self.cfg, self.resume, self.given_model, self.model_transform = cfg, resume, model, model_transform
         self.callbacks, self.write, self.progress, self.explicit_model = list(callbacks), write, progress, explicit_model
-        self._log, self.stop_requested = log, False
+        self._log, self.stop_requested, self.overwrite = log, False, overwrite
         self.run_dir: Path | None = Path(resume) if resume else None
+        self.rundir: RunDir | None = None  # the locked folder (rank 0)
+        self._last_save: int | None = None  # step of the newest good state on disk
+        self._saved_at = time.monotonic()
 
     def log(self, msg: str) -> None:
         if self.ctx.main:
@@ -74,16 +83,28 @@ class Trainer:
 
     # -- preparation --------------------------------------------------------------------
     def _prepare_run_dir(self) -> None:
+        """Take (and lock) the run folder before any long work: see ``rundir``."""
         cfg = self.cfg
         if not self.write:
             self.run_dir = None
             return
-        if self.run_dir is None:
+        if self.resume and self.overwrite:
+            raise RunDirError("give --resume (continue a run) or --overwrite (replace it), not both")
+        if not self.ctx.main:  # rank 0 owns the folder
+            return
+        if self.resume:
+            self.rundir = RunDir.existing(self.resume)
+        else:
             what = Path(cfg.pretrained).stem if cfg.pretrained and not self.explicit_model else cfg.model
-            name = cfg.name or f"{what}-{Path(cfg.data).name or 'data'}-{datetime.now():%Y%m%d-%H%M%S}"
-            self.run_dir = Path(cfg.output) / name
-        if self.ctx.main:
-            check_writable_dir(self.run_dir, "output folder")
+            self.rundir = RunDir.new(cfg.output, cfg.name, f"{what}-{Path(cfg.data).name or 'data'}",
+                                     overwrite=self.overwrite)
+        self.run_dir = self.rundir.path
+        if self.rundir.unlocked:
+            self.log(f"warning: cannot lock {self.run_dir} ({self.rundir.unlocked}); nothing stops another run "
+                     "from writing into it")
+        if self.rundir.removed:
+            self.log(f"removed {len(self.rundir.removed)} temporary file(s) a killed run left in {self.run_dir}: "
+                     f"{', '.join(self.rundir.removed)}")
 
     def _prepare(self) -> None:
         cfg, ctx = self.cfg, self.ctx
@@ -92,6 +113,13 @@ class Trainer:
         self.data: DataSplit = load_data(cfg.data, val_split=cfg.val_split, seed=cfg.seed, root=cfg.data_root,
                                          strict=cfg.strict, cache_side=pre_side, log=self.log)
         classes = self.data.classes
+        if len(classes) < 2:
+            raise DataError(f"--data {cfg.data}: only one class ({classes[0]!r}); a classifier needs at least 2 "
+                            "classes")
+        if not self.data.val:
+            raise DataError(f"--data {cfg.data}: too few images to hold out a validation split ({len(self.data.train)} "
+                            f"images; with --val-split {cfg.val_split} a class needs 2 or more images to give one), "
+                            "or give train/ and val/ folders")
         if self.given_model is not None:
             from ..images import Preprocess
 
@@ -101,6 +129,8 @@ class Trainer:
             model, pre = build_model(cfg, len(classes), classes, self.data.crop_pct, self.explicit_model)
         if getattr(model, "model_name", None) in MODELS and model.model_name != cfg.model:
             self.cfg = cfg = dataclasses.replace(cfg, model=model.model_name)  # named by the weights
+        # config.yaml says what ran: digits are never flipped, the crop the data chose
+        self.cfg = cfg = dataclasses.replace(cfg, hflip=cfg.hflip if self.data.hflip else 0.0, crop_pct=pre.crop_pct)
         if self.model_transform is not None:
             model = self.model_transform(model, cfg)
         if cfg.qat:  # fake-quantized graph (mobilenet.quantize); BatchNorm stays until convert
@@ -163,12 +193,40 @@ class Trainer:
         }
 
     def save(self) -> None:
+        """Write ``state.pt``, unless the weights are no longer finite (then raise Diverged:
+        the state already on disk stays the last good one)."""
+        self._check_weights()
         state = self.state()  # every rank joins the gather
         if self.ctx.main and self.run_dir is not None:
             save_state(self.run_dir / STATE_FILE, state)
+        if self.write:  # rank 0 wrote it
+            self._last_save = self.pos.step
+        self._saved_at = time.monotonic()
+
+    def _check_weights(self) -> None:
+        models = [self.model] + ([self.ema.module] if self.ema is not None else [])
+        named = [*((n, t) for m in models for n, t in m.named_parameters()),
+                 *((n, t) for m in models for n, t in m.named_buffers() if "running_" in n and t.is_floating_point())]
+        if named and not bool(torch.stack([torch.isfinite(t).all() for _, t in named]).all()):
+            bad = next(n for n, t in named if not bool(torch.isfinite(t).all()))
+            raise self._diverged(f"the weights hold NaN or inf ({bad})")
+
+    def _diverged(self, what: str) -> Diverged:
+        p, cfg = self.pos, self.cfg
+        if self._last_save is None:
+            kept = "nothing had been saved yet" + (", so the run folder is removed" if self.rundir and not self.resume
+                                                   else "")
+        else:
+            where = self.run_dir / STATE_FILE if self.run_dir is not None else f"{STATE_FILE} in the run folder"
+            kept = f"the last good state is {where} (step {self._last_save})"
+        return Diverged(f"training diverged at epoch {p.epoch + 1}, step {p.step}: {what}; {kept}; no weights were "
+                        f"written. Lower --lr (peak {cfg.peak_lr():.3g}) or add --clip-grad or --warmup-epochs, "
+                        "and start a new run")
 
     def _load(self, path: Path) -> None:
         s = load_state(path)
+        if s.get("config"):
+            self._check_same_run(s["config"], path)
         self.model.load_state_dict(s["model"])
         self.optimizer.load_state_dict(s["optimizer"])
         self.scheduler.load_state_dict(s["scheduler"])
@@ -178,6 +236,23 @@ class Trainer:
         self.pos = Position(s["epoch"], s["step"], s["batch"], tuple(s["sums"]), list(s["history"]))
         rngs = s["rng"]
         set_rng_state(rngs[self.ctx.rank] if self.ctx.rank < len(rngs) else rngs[0])
+        self._last_save = self.pos.step
+
+    def _check_same_run(self, saved: dict[str, Any], path: Path) -> None:
+        """Resuming with another config would mix two runs in one folder: refuse, and say what differs."""
+        def comparable(values: dict[str, Any]) -> dict[str, Any]:
+            d = {k: v for k, v in values.items() if k in FIELDS and k not in (*RESUME_OVERRIDES, "name", "output")}
+            d["crop_scale"] = [float(x) for x in d.get("crop_scale") or ()]
+            d["crop_pct"] = d.get("crop_pct") or self.pre.crop_pct  # states from before these were recorded
+            d["hflip"] = d.get("hflip") if self.data.hflip else 0.0
+            return d
+
+        mine, theirs = comparable(self.cfg.to_dict()), comparable(saved)
+        differ = [k for k in mine if k in theirs and mine[k] != theirs[k]]
+        if differ:
+            listed = ", ".join(f"{k} {mine[k]!r} (state: {theirs[k]!r})" for k in differ)
+            raise RunDirError(f"--resume {path.parent}: the config differs from the one {path} was saved with: "
+                              f"{listed}; resuming would mix two runs. Resume with the saved config, or start a new run")
 
     # -- running ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -186,19 +261,36 @@ class Trainer:
             torch.set_num_threads(D.cpu_threads(self.cfg.threads, self.ctx.world))
         try:
             self._prepare_run_dir()
-            self._prepare()
-            if self.ctx.main and self.run_dir is not None:
-                write_config(self.run_dir / "config.yaml", self.cfg.to_dict())
-            with _sigint_sets_flag(self):
-                start = time.perf_counter()
-                interrupted = self._epochs()
-                seconds = time.perf_counter() - start
-            return self._finish(interrupted, seconds)
+            try:
+                self._prepare()
+                if self.rundir is not None and self.overwrite:
+                    self.rundir.clear()  # only now: a start that failed kept the old run
+                if self.ctx.main and self.run_dir is not None:
+                    write_config(self.run_dir / "config.yaml", self.cfg.to_dict())
+                    if self.pos.history:  # resumed: the files a kill may have left behind the state
+                        self._write_metrics()
+                with _sigint_sets_flag(self):
+                    start = time.perf_counter()
+                    interrupted = self._epochs()
+                    seconds = time.perf_counter() - start
+                return self._finish(interrupted, seconds)
+            except BaseException:
+                if self.rundir is not None and not self.resume and self._last_save is None:
+                    self.rundir.discard()  # a failed start leaves no run folder behind
+                raise
         finally:
+            if self.rundir is not None:
+                self.rundir.release()
             D.teardown(self.ctx)
+
+    def _write_metrics(self) -> None:
+        history = self.pos.history
+        write_metrics(self.run_dir / "metrics.csv", history)
+        plot_curves(self.run_dir / "curves.png", history, f"{self.cfg.model} on {self.data.source}")
 
     def _epochs(self) -> bool:
         cfg, p = self.cfg, self.pos
+        self._saved_at = time.monotonic()
         while p.epoch < cfg.epochs:
             if self._train_epoch():
                 self.save()
@@ -234,9 +326,16 @@ class Trainer:
                     cb(self, p)
             except Interrupted:
                 self.stop_requested = True
-            if cfg.save_every and p.step % cfg.save_every == 0:
+            due = ctx.main and cfg.save_minutes > 0 and time.monotonic() - self._saved_at >= cfg.save_minutes * 60
+            stop, diverged, due = D.all_sum(ctx, [float(self.stop_requested), float(not math.isfinite(loss)),
+                                                  float(due)])  # every process decides alike
+            if diverged:
+                if bar is not None:
+                    bar.close()
+                raise self._diverged(f"the loss is {loss}")
+            if due or (cfg.save_every and p.step % cfg.save_every == 0):
                 self.save()
-            if D.any_true(ctx, self.stop_requested):
+            if stop:
                 if bar is not None:
                     bar.close()
                 return True
@@ -279,10 +378,9 @@ class Trainer:
         p.epoch, p.batch, p.sums = p.epoch + 1, 0, (0.0, 0.0, 0.0, 0.0)
         self.log(f"epoch {row['epoch']}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
                  f"  val loss {val.loss:.4f} top-1 {val.acc:.4f}  {row['images_per_s']:.0f} img/s")
+        if ctx.main and self.run_dir is not None:  # before the state: a kill between them loses no row
+            self._write_metrics()
         self.save()
-        if ctx.main and self.run_dir is not None:
-            write_metrics(self.run_dir / "metrics.csv", p.history)
-            plot_curves(self.run_dir / "curves.png", p.history, f"{cfg.model} on {self.data.source}")
 
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from ..blocks_v4 import FusedInvertedBottleneck, MobileMQA, UniversalInvertedBottleneck
 from ..layers import DepthwiseSeparable, InvertedResidual
 from .store import WeightsError
 
@@ -81,6 +82,9 @@ TIMM_HEAD = {
     # V3: the last 1x1 conv is a stage of its own ("cn" block); head_fc is their conv_head (1x1 conv, bias).
     "MobileNetV3": {"last_conv.conv": "blocks.{last}.0.conv", "last_conv.bn": "blocks.{last}.0.bn1",
                     "head_fc": "conv_head"},
+    # V4: as V3, and the head conv has a BatchNorm (+ act) instead of a bias.
+    "MobileNetV4": {"last_conv.conv": "blocks.{last}.0.conv", "last_conv.bn": "blocks.{last}.0.bn1",
+                    "head_fc": "conv_head", "head_norm": "norm_head"},
 }
 # timm groups blocks in stages, "blocks.{stage}.{index}" (its arch_def rows); the
 # stage lengths are the runs of equal output width in each paper table.
@@ -97,6 +101,20 @@ TIMM_DS = {"dw.conv": "conv_dw", "dw.bn": "bn1", "se.fc1": "se.conv_reduce", "se
 # timm's InvertedResidual: conv_pw, bn1, conv_dw, bn2, [se], conv_pwl, bn3.
 TIMM_IR = {"expand.conv": "conv_pw", "expand.bn": "bn1", "dw.conv": "conv_dw", "dw.bn": "bn2",
            "se.fc1": "se.conv_reduce", "se.fc2": "se.conv_expand", "project.conv": "conv_pwl", "project.bn": "bn3"}
+
+# V4 (timm's mobilenetv4_*: a new stage at each stride-2 row, the 1x1 conv to 960 a stage of its
+# own). Conv rows are timm's ConvBnAct (conv, bn1); the rest, by block:
+TIMM_V4_CONV = {"conv": "conv", "bn": "bn1"}
+TIMM_V4_FUSED = {"expand.conv": "conv_exp", "expand.bn": "bn1", "project.conv": "conv_pwl", "project.bn": "bn2"}
+TIMM_V4_UIB = {"start_dw.conv": "dw_start.conv", "start_dw.bn": "dw_start.bn", "expand.conv": "pw_exp.conv",
+               "expand.bn": "pw_exp.bn", "mid_dw.conv": "dw_mid.conv", "mid_dw.bn": "dw_mid.bn",
+               "project.conv": "pw_proj.conv", "project.bn": "pw_proj.bn", "layer_scale": "layer_scale"}
+TIMM_V4_MQA = {"norm": "norm", "query": "attn.query.proj", "key_down.conv": "attn.key.down_conv",
+               "key_down.bn": "attn.key.norm", "key": "attn.key.proj", "value_down.conv": "attn.value.down_conv",
+               "value_down.bn": "attn.value.norm", "value": "attn.value.proj", "output": "attn.output.proj",
+               "layer_scale": "layer_scale"}
+TIMM_V4_BLOCKS: dict[type, dict[str, str]] = {FusedInvertedBottleneck: TIMM_V4_FUSED,
+                                              UniversalInvertedBottleneck: TIMM_V4_UIB, MobileMQA: TIMM_V4_MQA}
 
 # Format detection: a key only that layout has.
 SIGNATURES: dict[str, str] = {"mobilenet": "stem.conv.weight", "torchvision": "features.0.0.weight",
@@ -124,6 +142,8 @@ def _module_table_torchvision(model: nn.Module) -> dict[str, str]:
     arch = _arch(model)
     if arch == "MobileNetV1":
         raise ValueError("torchvision has no MobileNetV1; use to_timm / from_timm")
+    if arch == "MobileNetV4":
+        raise ValueError("torchvision has no MobileNetV4 (pytorch/vision#8437); use to_timm / from_timm")
     inner = TORCHVISION_V2_BLOCK if arch == "MobileNetV2" else TORCHVISION_V3_BLOCK
     table = dict(TORCHVISION_TOP)
     for i, block in enumerate(model.blocks):
@@ -146,8 +166,26 @@ def _timm_positions(model: nn.Module) -> list[tuple[int, int]]:
     return positions
 
 
+def _timm_v4_positions(model: nn.Module) -> list[tuple[int, int]]:
+    positions, stage, index = [], -1, 0
+    for block in model.blocks:
+        if block.stride > 1 or stage < 0:
+            stage, index = stage + 1, 0
+        positions.append((stage, index))
+        index += 1
+    return positions
+
+
 def _module_table_timm(model: nn.Module) -> dict[str, str]:
     arch = _arch(model)
+    if arch == "MobileNetV4":
+        positions = _timm_v4_positions(model)
+        table = dict(TIMM_TOP)
+        for i, (block, (s, j)) in enumerate(zip(model.blocks, positions)):
+            layout = TIMM_V4_BLOCKS.get(type(block), TIMM_V4_CONV)
+            table.update({f"blocks.{i}.{ours}": f"blocks.{s}.{j}.{theirs}" for ours, theirs in layout.items()})
+        table.update({k: v.format(last=positions[-1][0] + 1) for k, v in TIMM_HEAD[arch].items()})
+        return table
     positions = _timm_positions(model)
     table = dict(TIMM_TOP)
     for i, (block, (s, j)) in enumerate(zip(model.blocks, positions)):
@@ -274,6 +312,8 @@ def _family(state: StateDict, fmt: Format) -> str:
     if fmt == "torchvision":
         return "mobilenet_v3_" if "classifier.3.weight" in state else "mobilenet_v2_"
     if fmt == "timm":
+        if "norm_head.weight" in state:
+            return "mobilenet_v4_"
         if "conv_head.bias" in state:
             return "mobilenet_v3_"
         return "mobilenet_v2_" if "conv_head.weight" in state else "mobilenet_v1_"

@@ -29,13 +29,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .store import WeightsError
+from .store import WeightsError, check_finite
 
 if TYPE_CHECKING:
     import torch
@@ -456,14 +457,38 @@ def dequantize(raw: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return ((raw.astype(np.float64) - zero) * scale).astype(np.float32)
 
 
+MIN_SIDE, MAX_SIDE = 8, 4096  # input sides a MobileNet classifier file may declare
+
+
+@contextlib.contextmanager
+def _unreadable_as_weights_error(path: Path) -> Iterator[None]:
+    """The reader's boundary: a corrupt flatbuffer fails anywhere (struct.error, a
+    bad uint32, a reshape, a missing table...); every such failure is one
+    ``WeightsError`` naming the file."""
+    try:
+        yield
+    except (WeightsError, ImportError):
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        kind = type(exc).__name__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__name__}"
+        raise WeightsError(f"{path}: corrupt or damaged TFLite file ({kind}"
+                           f"{': ' + first if first else ''}); download it again") from None
+
+
 def read_tflite(path: str | os.PathLike) -> TFLiteModel:
     """Read a TFLite MobileNet classifier: its layers in execution order with
     float32 weights in PyTorch layout, its input, and which of our models it is.
 
     Raises ``WeightsError`` (a ``ValueError``) naming the file when it is not a
-    MobileNet V1/V2/V3 classifier that we understand.
+    MobileNet V1/V2/V3 classifier that we understand, or is damaged.
     """
     path = Path(path)
+    with _unreadable_as_weights_error(path):
+        return _read_tflite(path)
+
+
+def _read_tflite(path: Path) -> TFLiteModel:
     reader = _Reader(path)
     graph = reader.graph
     layers = reader.layers()
@@ -479,6 +504,9 @@ def read_tflite(path: str | os.PathLike) -> TFLiteModel:
         )
     if len(inp.shape) != 4 or inp.shape[3] != 3 or inp.shape[1] != inp.shape[2]:
         raise WeightsError(f"{path}: input of shape {list(inp.shape)} is not one square RGB image (NHWC)")
+    if not MIN_SIDE <= inp.shape[1] <= MAX_SIDE:
+        raise WeightsError(f"{path}: input of side {inp.shape[1]} px is outside {MIN_SIDE}..{MAX_SIDE}; "
+                           "not a classifier input we read")
     weighted = [layer for layer in layers if layer.weight is not None]
     if len(weighted) < 3:
         raise WeightsError(f"{path}: {len(weighted)} convolution/dense layers; not a MobileNet")
@@ -736,12 +764,18 @@ def load_tflite(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     ``graph`` (the :class:`TFLiteModel` read). ``model.pretrained_cfg`` gets
     the preprocessing and labels, so ``save_weights`` keeps them.
     """
+    path = Path(path)
+    with _unreadable_as_weights_error(path):
+        return _load_tflite(path)
+
+
+def _load_tflite(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     import torch
     from torch import nn
 
     from ..registry import create_model
 
-    graph = read_tflite(path)
+    graph = _read_tflite(path)
     if graph.model_name is not None:
         net = create_model(graph.model_name, num_classes=graph.num_classes, padding="same")
     else:
@@ -764,6 +798,7 @@ def load_tflite(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
             elif bool((bias != 0).any()):
                 raise WeightsError(f"{graph.path}: {name} has a bias in the file but none in our model")
     net.eval()
+    check_finite(net.state_dict(), graph.path)
     preprocess = graph.preprocess()
     labels = _read_labels(graph.path, graph.num_classes)
     net.pretrained_cfg = {"preprocess": preprocess.to_dict(), "labels": labels, "source": str(graph.path)}
