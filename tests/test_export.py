@@ -72,8 +72,8 @@ def test_tensorflow_padding_exports(tmp_path):
 
 
 def test_unknown_format_is_one_clear_error(tmp_path):
-    with pytest.raises(ExportError, match="unknown format 'tflite'.*onnx, executorch, torchscript"):
-        export_model(settled("mobilenet_v1_025"), "tflite", tmp_path / "m.tflite")
+    with pytest.raises(ExportError, match="unknown format 'coreml'.*onnx, executorch, torchscript"):
+        export_model(settled("mobilenet_v1_025"), "coreml", tmp_path / "m.mlpackage")
     assert leftovers(tmp_path) == []
 
 
@@ -123,8 +123,8 @@ def test_cli_export_json_and_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no image files" in err and str(empty) in err
     with pytest.raises(SystemExit):
-        main(["export", "--model", "mobilenet_v1_025", "--format", "tflite", "-o", str(tmp_path / "x")])
-    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+        main(["export", "--model", "mobilenet_v1_025", "--format", "coreml", "-o", str(tmp_path / "x")])
+    assert "invalid choice: 'coreml'" in capsys.readouterr().err
     assert main(["export", "--model", "mobilenet_v1_025", "--format", "torchscript", "--int8", "--calib",
                  str(empty), "-o", str(tmp_path / "q.ts")]) == 2
     assert "int8 TorchScript is not supported" in capsys.readouterr().err

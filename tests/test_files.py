@@ -174,3 +174,16 @@ def test_export_and_quantize_to_a_read_only_folder(read_only, tmp_path, capsys):
     assert code == 2 and last == f"mobilenet quantize: error: cannot write {out}: read-only file system", err
     with pytest.raises(WriteError, match="read-only file system"):
         check_writable_file(read_only / "sub" / "x.bin")
+
+
+def test_gitignore_covers_what_the_commands_write():
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    written = ["runs/r/weights.safetensors", "model.onnx", "v3s.pte", "v2-int8.pt2", "m.ts", "w.tflite", "state.pt",
+               "confusion-digits.png", ".model.onnx.x1y2z3.tmp", "v2.safetensors"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *written], cwd=root, capture_output=True, text=True)
+    assert sorted(proc.stdout.split()) == sorted(written)
+    kept = ["docs/benchmarks.png", "src/mobilenet/files.py", "README.md"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *kept], cwd=root, capture_output=True, text=True)
+    assert proc.stdout.split() == []

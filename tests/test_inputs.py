@@ -218,7 +218,8 @@ CRAFTED = {
     "arch-args-string": (_with(None, arch_args="bogus"), "arch_args is a str, not an object"),
     "arch-args-list": (_with(None, arch_args=[1, 2]), "arch_args is a list"),
     "arch-args-unknown": (_with("arch_args", widht=1.0), "arch_args.widht: MobileNetV3 has no such argument"),
-    "arch-args-nested": (_with("arch_args", width=[1.0]), "arch_args.width: a list"),
+    "arch-args-nested": (_with("arch_args", width=[[1.0]]), "arch_args.width: a list"),
+    "arch-args-list-value": (_with("arch_args", width=[1.0]), r"arch_args.width=\[1.0\]: expected a number"),
     "arch-args-type": (_with("arch_args", width="1.0"), "arch_args.width='1.0': expected a number"),
     "bad-config": (_with("arch_args", config="medium"), "config='medium' is not supported"),
     "resolution-zero": (_with("preprocess", resolution=0), "preprocess.resolution must be an integer in 8..2048"),
@@ -268,3 +269,129 @@ def test_good_metadata_still_loads(good_weights):
 
     model = load_weights(good_weights)
     assert model.pretrained_cfg["labels"] == ["a", "b", "c"] and model.pretrained_cfg["preprocess"]["resolution"] == 64
+
+
+# -- 10. every command takes the same weight files; no advice to unpickle -------------------
+def test_predict_and_create_model_take_tflite(capsys):
+    from mobilenet.weights.tflite import load_tflite
+
+    tflite = shared_path("tflite", "mobilenet_v1_0.25_128_quant.tflite")
+    cat = shared_path("photos", "cat.bmp")
+    code = main(["predict", "--weights", str(tflite), str(cat), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Egyptian cat" in out  # Google's file, read by us, on a real photo
+    model = mobilenet.create_model("mobilenet_v1_025", pretrained=tflite)
+    reference, _ = load_tflite(tflite)
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+    assert model.pretrained_cfg["labels"][0] == "background" and model.num_classes == 1001
+    assert mobilenet.create_model("mobilenet_v1_025", pretrained=tflite, num_classes=7).num_classes == 7
+    from mobilenet.weights.store import WeightsError
+
+    with pytest.raises(WeightsError, match="holds mobilenet_v1_025 weights, not mobilenet_v2_100"):
+        mobilenet.create_model("mobilenet_v2_100", pretrained=tflite)
+
+
+def test_exported_files_run_where_a_model_is_run_and_are_refused_in_one_line_elsewhere(tmp_path, capsys):
+    from mobilenet.export import export_model
+    from mobilenet.weights.store import WeightsError
+
+    model = mobilenet.create_model("mobilenet_v3_small_050", num_classes=3)
+    model.pretrained_cfg = {"preprocess": Preprocess(resolution=64).to_dict(), "labels": ["a", "b", "c"]}
+    onnx = tmp_path / "m.onnx"
+    export_model(model, "onnx", onnx)
+    image = _photo(tmp_path / "x.png")
+    code = main(["predict", "--weights", str(onnx), str(image), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and any(f'"label": "{x}"' in out for x in "abc"), err
+    with pytest.raises(WeightsError, match=r"m\.onnx: a file exported for its runtime \(\.onnx\), not PyTorch weights"):
+        mobilenet.create_model("mobilenet_v3_small_050", pretrained=onnx)
+    for name in ("a", "b"):
+        _photo(tmp_path / "data" / name / "0.png")
+        _photo(tmp_path / "data" / name / "1.png")
+    for argv in (["export", "--weights", str(onnx), "--format", "onnx", "-o", str(tmp_path / "again.onnx")],
+                 ["train", "--pretrained", str(onnx), "--data", str(tmp_path / "data"), "--epochs", "1",
+                  "--output", str(tmp_path / "runs"), "--quiet"]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and "not PyTorch weights" in err and "Traceback" not in err, (argv, err)
+
+
+def test_foreign_checkpoint_without_a_model_name_everywhere(tmp_path, capsys):
+    """A torchvision file: predict and eval find its model from the shapes."""
+    from mobilenet.weights import to_torchvision
+
+    model = mobilenet.create_model("mobilenet_v3_small_100", num_classes=3).eval()
+    path = tmp_path / "tv.pth"
+    torch.save(to_torchvision(model), path)
+    image = _photo(tmp_path / "img" / "a" / "0.png")
+    _photo(tmp_path / "img" / "b" / "0.png")
+    _photo(tmp_path / "img" / "c" / "0.png")
+    assert main(["predict", "--weights", str(path), str(image)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    code = main(["eval", "--weights", str(path), "--data", str(tmp_path / "img"), "--split", "all", "--json",
+                 "--confusion", str(tmp_path / "c.png")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+
+
+def test_no_message_suggests_unpickling(tmp_path):
+    import os
+    import pickle
+
+    from mobilenet.weights.hub import read_checkpoint
+    from mobilenet.weights.store import WeightsError
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    files = {"random.pth": os.urandom(4096), "module.pth": None, "evil.pth": None,
+             "tflite.pth": shared_path("tflite", "mobilenet_v1_0.25_128_quant.tflite").read_bytes()[:4096]}
+    for name, data in files.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+    torch.save({"layer": torch.nn.Linear(2, 2)}, tmp_path / "module.pth")
+    torch.save({"x": Evil()}, tmp_path / "evil.pth")
+    messages = []
+    for name in files:
+        with pytest.raises(WeightsError) as info:
+            read_checkpoint(tmp_path / name)
+        messages.append(str(info.value))
+    assert all("weights_only" not in m and "\n" not in m for m in messages), messages
+    assert "refers to posix.system" in messages[2] and "refused to unpickle" in messages[2]
+    assert "refers to torch.nn.modules.linear.Linear" in messages[1]
+    source = Path(mobilenet.__file__).parent
+    offenders = [p for p in source.rglob("*.py") if "weights_only=False" in p.read_text()]
+    assert offenders == []
+
+
+# -- 15. a timm tf_ checkpoint given as a file loads with TensorFlow's BN eps ---------------
+def test_timm_tf_checkpoint_file_gets_tensorflow_bn_eps(tmp_path):
+    timm = pytest.importorskip("timm")
+    from mobilenet.weights.store import WeightsError
+
+    peer = timm.create_model("tf_mobilenetv3_small_100", pretrained=False).eval()
+    with torch.no_grad():  # small running variances, so eps 1e-3 against 1e-5 shows
+        for m in peer.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                var = torch.rand(m.running_var.shape) * 0.01 + 1e-3
+                m.running_var.copy_(var)
+                m.weight.copy_(var.sqrt())
+        peer.classifier.weight.mul_(1000)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        want = peer(x)
+    neutral, named = tmp_path / "weights.pth", tmp_path / "tf_mobilenetv3_small_100.pth"
+    torch.save(peer.state_dict(), neutral)
+    torch.save(peer.state_dict(), named)
+    for path, options in ((neutral, {"padding": "same"}), (named, {})):
+        ours = mobilenet.create_model("mobilenet_v3_small_100", pretrained=path, **options).eval()
+        with torch.no_grad():
+            got = ours(x)
+        assert (got - want).abs().max() <= 1e-4 * want.abs().max(), (path.name, options)
+        assert all(m.eps == 1e-3 for m in ours.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with pytest.raises(WeightsError, match="named as timm's TensorFlow ports"):
+        mobilenet.create_model("mobilenet_v3_small_100", pretrained=named, padding="symmetric")

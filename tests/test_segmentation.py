@@ -20,16 +20,25 @@ tv_seg = pytest.importorskip("torchvision.models.segmentation")
 
 
 def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights and BatchNorm statistics, so no layer can hide a wrong key."""
+    """Random weights and BatchNorm statistics, so no layer can hide a wrong key: the
+    running statistics come from two training-mode passes over random images (so
+    activations keep a realistic scale through every layer), the BN affine terms and
+    the conv biases are random."""
     g = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     with torch.no_grad():
+        for m in bns:
+            m.momentum = None
+            m.reset_running_stats()
+        model.train()
+        for _ in range(2):
+            model(torch.randn(4, 3, 96, 96, generator=g))
+        for m in bns:
+            m.momentum = 0.1
+            m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
+            m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-            elif isinstance(m, nn.Conv2d) and m.bias is not None:
+            if isinstance(m, nn.Conv2d) and m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
     return model.eval()
 
@@ -157,14 +166,18 @@ def test_v2_mobile_deeplab_is_the_papers_head():
 
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v1_050", "mobilenet_v2_035", "mobilenet_v3_small_075",
-                                      "mobilenet_v3_large_minimal_100"])
+                                      "mobilenet_v3_large_minimal_100", "mobilenet_v4_conv_small"])
 @pytest.mark.parametrize("head", ["lraspp", "deeplabv3"])
 def test_every_head_fits_every_backbone(head, backbone):
     model = create_model(head, backbone=backbone, num_classes=4).eval()
     assert [f.reduction for f in model.feature_info] == ([8, 16] if head == "lraspp" else [16])
     with torch.no_grad():
         assert model(torch.randn(2, 3, 75, 90)).shape == (2, 4, 75, 90)
-    os8 = create_model(head, backbone=backbone, num_classes=4, output_stride=8, reduced_tail=True).eval()
+    v4 = backbone.startswith("mobilenet_v4")
+    if v4:
+        with pytest.raises(ValueError, match="has no reduced tail"):
+            create_model(head, backbone=backbone, reduced_tail=True)
+    os8 = create_model(head, backbone=backbone, num_classes=4, output_stride=8, reduced_tail=not v4).eval()
     assert os8.feature_info[-1].reduction == 8
     with torch.no_grad():
         assert os8(torch.randn(1, 3, 64, 64)).shape == (1, 4, 64, 64)
@@ -269,3 +282,17 @@ def test_tflite_classifier_as_backbone():
         create_model("lraspp_mobilenet_v3_large", pretrained_backbone=path)
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 21, 64, 64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_small",
+                                  "deeplabv3_mobilenet_v3_large", "deeplabv3_mobilenet_v2_100"])
+def test_every_segmentation_model_exports_and_verifies(name, tmp_path):
+    """ONNX Runtime and ExecuTorch run the written file; logits [N, 21, H, W] match eager."""
+    from mobilenet.export import export_model
+
+    model = randomise(create_model(name))
+    for fmt in ("onnx", "executorch"):
+        report = export_model(model, fmt, tmp_path / f"m.{fmt}", example=torch.randn(2, 3, 128, 128))
+        assert report.passed and report.max_abs_diff <= 1e-4 * report.logit_scale, (fmt, report)
+        assert report.top1_agree_fp32 > 0.999

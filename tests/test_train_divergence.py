@@ -79,9 +79,35 @@ def test_non_finite_weights_are_refused_on_load(tmp_path, capsys, bad):
     assert rc == 2 and "classifier.weight" in err and "Traceback" not in err
 
 
+def test_tflite_whose_weights_dequantize_to_nan_is_refused(tmp_path, capsys):
+    tflite = pytest.importorskip("tflite")
+    import struct
+
+    from conftest import shared_path
+    from mobilenet.weights.tflite import load_tflite
+
+    data = shared_path("tflite", "mobilenet_v1_0.25_128_quant.tflite").read_bytes()
+    graph = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0)
+    scale = graph.Tensors(34).Quantization().ScaleAsNumpy()[0]  # Conv2d_1_pointwise's weights
+    packed = struct.pack("<f", float(scale))
+    assert data.count(packed) == 1
+    bad = tmp_path / "nan.tflite"
+    bad.write_bytes(data.replace(packed, struct.pack("<f", float("nan"))))
+    with pytest.raises(WeightsError, match=r"nan.tflite: tensor blocks.0.pw.conv.weight holds 128 NaN"):
+        load_tflite(bad)
+    folder = make_folder(tmp_path / "img", n=2)
+    rc = main(["eval", "--weights", str(bad), "--data", str(folder), "--confusion", str(tmp_path / "c.png")])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]  # progress lines may come first
+    assert rc == 2 and len(errors) == 1 and "nan.tflite" in errors[0] and "Traceback" not in err, err
+
+
 def test_json_output_is_always_json(capsys):
     from mobilenet.commands import print_json
 
-    print_json({"loss": float("nan"), "top": [float("inf"), 0.5], "deep": {"x": -float("inf"), "n": 3}})
+    import numpy as np
+
+    print_json({"loss": float("nan"), "top": [float("inf"), 0.5], "deep": {"x": -float("inf"), "n": 3},
+                "np": [np.float32("nan"), np.float32(0.25), np.int64(7)]})
     parsed = _strict_json(capsys.readouterr().out)
-    assert parsed == {"loss": None, "top": [None, 0.5], "deep": {"x": None, "n": 3}}
+    assert parsed == {"loss": None, "top": [None, 0.5], "deep": {"x": None, "n": 3}, "np": [None, 0.25, 7]}

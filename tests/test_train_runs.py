@@ -44,6 +44,9 @@ def test_existing_run_is_refused_unless_resume_or_overwrite(tmp_path, capsys):
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert "--resume" in err and "--overwrite" in err and str(run) in err
     assert (run / "weights.safetensors").read_bytes() == weights  # untouched
+    bad_data = ["train", "--data", tmp_path / "missing", *common[3:]]
+    rc, out, err = _cli(capsys, *bad_data, "--overwrite")  # a replacement that cannot start keeps the old run
+    assert rc == 2 and "missing" in err and (run / "weights.safetensors").read_bytes() == weights, err
     rc, out, err = _cli(capsys, *common, "--overwrite", "--seed", "1")
     assert rc == 0, err
     assert (run / "weights.safetensors").read_bytes() != weights
@@ -121,3 +124,17 @@ def test_name_cannot_leave_output(tmp_path, capsys, name):
     rc, _, err = _cli(capsys, "train", "--output", out, "--name", name, "--epochs", "1", "--quiet")
     assert rc == 2 and "--name" in err and len(err.strip().splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []  # nothing written anywhere
+
+
+def test_a_file_system_without_locks_runs_and_says_so(tmp_path, monkeypatch):
+    import errno
+
+    from mobilenet.train import rundir
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(rundir.fcntl, "flock", no_locks)
+    run = rundir.RunDir.new(tmp_path, "nfs", "stem")
+    assert run.path.is_dir() and run.unlocked == os.strerror(errno.ENOLCK)
+    run.release()

@@ -314,6 +314,8 @@ def test_info_layers_prints_the_live_model_for_every_version(capsys):
     out = capsys.readouterr().out
     assert "UIB ExtraDW" in out and "start dw" in out and "224x224x3" in out
     assert main(["info", "--layers"]) == 2
+    assert main(["info", "--layers", "lraspp"]) == 2
+    assert "not one" in capsys.readouterr().err
 
 
 def test_paper_recipe_v4():
@@ -326,3 +328,17 @@ def test_paper_recipe_v4():
     assert small.warmup_epochs == pytest.approx(4.99, abs=0.01)  # 1560 steps of 4096 images
     hybrid = resolve_config({"recipe": "paper", "model": "mobilenet_v4_hybrid_medium_075", "batch_size": 1024})
     assert hybrid.peak_lr() == pytest.approx(0.016 / 16) and hybrid.weight_decay == 0.1 and hybrid.epochs == 500
+
+
+def test_our_own_weights_file_rebuilds_a_v4(tmp_path):
+    from mobilenet.weights import save_weights
+    from mobilenet.weights.store import load_weights
+
+    model = randomize(create_model("mobilenet_v4_hybrid_medium_075", num_classes=7))
+    path = tmp_path / "hm.safetensors"
+    save_weights(model, path)
+    again = load_weights(path)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(again.eval()(x), model(x))
+    assert type(again).__name__ == "MobileNetV4" and again.width == 0.75 and again.config == "hybrid_medium"

@@ -26,9 +26,9 @@ _EXPORTS = {
     "profile": "profile",
 }
 # Subpackages reachable as attributes (`mobilenet.weights.load_tflite(...)`) without an import.
-_SUBMODULES = ("bench", "commands", "deploy", "evaluate", "export", "files", "images", "layers", "limits", "model",
-               "predict", "profile", "progress", "published", "quantize", "registry", "train", "v1", "v2", "v3",
-               "weights")
+_SUBMODULES = ("bench", "commands", "deploy", "detection", "evaluate", "export", "files", "images", "layers",
+               "limits", "model", "predict", "profile", "progress", "published", "quantize", "registry", "runtimes",
+               "segmentation", "train", "v1", "v2", "v3", "v4", "weights")
 
 if TYPE_CHECKING:
     from .deploy import deploy

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -33,37 +32,20 @@ class Prediction:
 
 def load_model(weights: str | os.PathLike | None = None, name: str | None = None,
                pretrained: bool | str | None = None) -> nn.Module:
-    """A model with weights: our weights file, any checkpoint file (its model
-    told by ``name`` or found from its shapes), a file ``mobilenet export`` wrote (run
-    in its runtime), or ``name`` with an official tag."""
+    """A model with weights: any weights file the commands take (see
+    :mod:`mobilenet.weights.sources`: ours, a run folder, torchvision's or timm's
+    checkpoint, TFLite, or a file ``mobilenet export`` wrote, run in its runtime), or
+    ``name`` with an official tag."""
     from .registry import create_model
-    from .weights.convert import detect_format, infer_model_name
-    from .weights.hub import read_checkpoint
-    from .weights.store import load_weights, read_metadata
+    from .weights.sources import load_weights_file
 
     if weights is not None:
-        path = Path(weights)
-        if path.suffix.lower() in _artifact_suffixes() and path.is_file():  # runs in its own runtime
-            from .runtimes import load_artifact
-
-            return load_artifact(path).as_module()
-        if path.suffix == ".safetensors" and path.is_file() and (read_metadata(path) or {}).get("format"):
-            return load_weights(path)
-        if name is None:
-            state, _ = read_checkpoint(path)
-            name = infer_model_name(state, detect_format(state))
-        return create_model(name, pretrained=path).eval()
+        return load_weights_file(weights, name, runtime=True)
     if name is None:
         raise ValueError("give weights or a model name")
     if not pretrained:
         raise ValueError(f"{name} needs weights: pass pretrained=True, a tag, or a weights file")
     return create_model(name, pretrained=pretrained).eval()
-
-
-def _artifact_suffixes() -> tuple[str, ...]:
-    from .runtimes import suffixes
-
-    return tuple(s for s in suffixes() if s != ".tflite")  # .tflite files are imported as our model
 
 
 def preprocess_of(model: nn.Module) -> Preprocess:

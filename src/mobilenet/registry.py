@@ -60,24 +60,19 @@ def _specs() -> dict[str, ModelSpec]:
 MODELS: dict[str, ModelSpec] = _specs()
 
 
-def _register_detection() -> None:
+def _register_dense() -> None:
+    """The dense models' tables live with their heads; they import the registry only
+    when a model is built, so either side may be imported first."""
     from .detection.ssdlite import DETECTION_MODELS, SSDLite
+    from .segmentation.model import SEGMENTATION_MODELS, SegmentationModel
 
     for name, (kwargs, resolution) in DETECTION_MODELS.items():
         MODELS[name] = ModelSpec(name, SSDLite, kwargs, resolution, num_classes=91, task="detection")
-
-
-_register_detection()
-
-
-def _register_segmentation() -> None:
-    from .segmentation.model import SEGMENTATION_MODELS, SegmentationModel
-
     for name, (kwargs, resolution) in SEGMENTATION_MODELS.items():
         MODELS[name] = ModelSpec(name, SegmentationModel, kwargs, resolution, num_classes=21, task="segmentation")
 
 
-_register_segmentation()
+_register_dense()
 
 # The registry speaks timm's argument names; the classes keep the names of the
 # original educational repo (n_classes, input_channel).

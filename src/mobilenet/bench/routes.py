@@ -59,6 +59,10 @@ PEERS: dict[str, dict[str, str]] = {
     "mobilenet_v3_small_100": {"torchvision": "mobilenet_v3_small", "timm": "mobilenetv3_small_100"},
     "mobilenet_v3_large_minimal_100": {"timm": "tf_mobilenetv3_large_minimal_100"},
     "mobilenet_v3_small_minimal_100": {"timm": "tf_mobilenetv3_small_minimal_100"},
+    # V4: timm's mobilenetv4_* build the same networks (tests/test_v4.py compares logits).
+    **{f"mobilenet_v4_{c}": {"timm": f"mobilenetv4_{c}"}
+       for c in ("conv_small", "conv_small_050", "conv_small_035", "conv_medium", "conv_large", "hybrid_medium",
+                 "hybrid_medium_075", "hybrid_large", "hybrid_large_075")},
 }
 
 

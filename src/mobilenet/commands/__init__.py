@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -44,8 +45,10 @@ def print_json(obj: Any) -> None:
 
 
 def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+    if isinstance(obj, numbers.Real) and not isinstance(obj, numbers.Integral):  # float, numpy floats
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, numbers.Integral) and not isinstance(obj, bool):  # int, numpy ints
+        return int(obj)
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

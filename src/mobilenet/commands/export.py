@@ -13,10 +13,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a model to ONNX, ExecuTorch, TorchScript, OpenVINO, ...: fp32, int8 or bf16",
         description="BatchNorm is folded into the convs, the file is written, loaded back in its own runtime "
-        "(ONNX Runtime, ExecuTorch, torch.jit.load, OpenVINO, ...), run on a batch and compared with eager "
+        "(ONNX Runtime, ExecuTorch, torch.jit.load, OpenVINO, LiteRT, ...), run on a batch and compared with eager "
         "PyTorch; a file that differs by more than 1e-4 x the largest logit (fp32) is not written. --int8 "
         "quantizes with the runtime's own quantizer (ONNX Runtime's quantize_static for ONNX, PT2E + "
-        "XNNPACKQuantizer for ExecuTorch, NNCF for OpenVINO), calibrated on --calib images.",
+        "XNNPACKQuantizer for ExecuTorch, NNCF for OpenVINO, litert-torch's PT2E quantizer for TFLite), "
+        "calibrated on --calib images.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="FILE", help="our .safetensors weights, or a TFLite MobileNet classifier")
@@ -24,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=LazyChoices("mobilenet.runtimes", "formats"), metavar="FORMAT",
                    help="what to write: %(choices)s")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
-    p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch, openvino): quantize with --calib images")
+    p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch, openvino, tflite): quantize with --calib images")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="what the runtime computes in: bf16 (openvino, on a CPU with native bf16); default fp32")
     p.add_argument("--calib", metavar="DIR", help="folder of calibration images for --int8")
@@ -38,26 +39,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, help="input size (default: the weights' preprocessing, else 224)")
     p.add_argument("--max-batch", type=int, default=128, help="largest batch an ExecuTorch file accepts (128)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
 def load_model(weights: str | None, name: str | None, num_classes: int | None = None):
-    """The model a command names: ``--weights`` (ours or .tflite) or ``--model``."""
+    """The model a command names: ``--weights`` (any weights file) or ``--model``."""
     from ..registry import create_model
-    from ..weights.store import WeightsError, load_weights
+    from ..weights.store import WeightsError
 
     if name is not None:
         try:
             return create_model(name, num_classes=num_classes).eval()
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from None
-    path = Path(weights)
-    try:
-        if path.suffix.lower() == ".tflite":
-            from ..weights.tflite import load_tflite
+    from ..weights.sources import load_weights_file
 
-            return load_tflite(path)[0]
-        return load_weights(path)
+    try:
+        return load_weights_file(weights)
     except (WeightsError, ValueError, OSError) as exc:
         raise CommandError(str(exc)) from None
 
@@ -72,6 +71,16 @@ def real_batch(folder: str, preprocess, argument: str, count: int = 8):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    with progress.reporting(not (args.json or args.quiet)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    progress.step("loading torch and the model")
     from ..export import ExportError, check_request, export_model
     from ..runtimes.common import model_preprocess
 

@@ -20,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     # "*" not "+": `--pretrained IMAGE` lets argparse take the image as the tag; run() gives it back
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
-    p.add_argument("--weights", metavar="FILE", help="a weights file (.safetensors, .pth, .bin), or a file `mobilenet export` wrote "
-                   "(.onnx, .pte, .xml, ...: run in its own runtime)")
+    p.add_argument("--weights", metavar="FILE", help="weights: .safetensors, a run folder, .pth/.bin, .tflite, or a file "
+                   "`mobilenet export` wrote (.onnx, .pte, .xml, ...: run in its own runtime)")
     p.add_argument("--model", metavar="NAME", help="model name (found from the weights' shapes if omitted)")
     p.add_argument("--pretrained", nargs="?", const=True, metavar="TAG",
                    help="official weights of --model: the default ones, or --pretrained=TAG "

@@ -101,8 +101,12 @@ def run(args: argparse.Namespace) -> int:
                           overwrite=args.overwrite,
                           log=lambda m: print(m, file=sys.stderr if args.json else sys.stdout, flush=True))
         summary = trainer.run()
-    except ConfigError as exc:
-        raise CommandError(f"{_flag(exc.field)} {exc.problem}") from None
+    except ConfigError as exc:  # name the flag, or the file the value came from
+        given = getattr(args, exc.field, None) is not None
+        where = (_flag(exc.field) if given or not (args.config or args.resume) else
+                 f"--config {args.config}: {exc.field}" if args.config else
+                 f"--resume {args.resume}: config.yaml: {exc.field}")
+        raise CommandError(f"{where} {exc.problem}") from None
     except (DataError, WeightsError, PermissionError, FileNotFoundError, ValueError, TypeError, Diverged) as exc:
         raise CommandError(str(exc)) from None
     if trainer.ctx.main:

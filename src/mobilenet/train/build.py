@@ -14,32 +14,13 @@ from .config import TrainConfig
 
 
 def load_pretrained_model(source: str, model_name: str | None = None) -> nn.Module:
-    """Our ``.safetensors``, a ``.tflite`` file, or ``create_model(model_name, pretrained=source)``
-    (the model found from the checkpoint's shapes when ``model_name`` is None)."""
-    path = Path(source)
-    if path.suffix.lower() == ".tflite":
-        from ..weights.store import check_finite
-        from ..weights.tflite import load_tflite
+    """Any weights file (:mod:`mobilenet.weights.sources`; a foreign checkpoint's
+    model found from its shapes unless named), or ``create_model(model_name, pretrained=tag)``."""
+    from ..weights.hub import _is_path
+    from ..weights.sources import load_weights_file
 
-        model = load_tflite(path)[0]
-        check_finite(model.state_dict(), path)
-        return model
-    if path.is_file() and path.suffix.lower() == ".safetensors":
-        from ..weights.store import load_weights, read_metadata
-
-        if read_metadata(path):
-            return load_weights(path)
-    if model_name is None and path.is_file():
-        from ..weights.convert import detect_format, infer_model_name
-        from ..weights.hub import read_checkpoint
-        from ..weights.store import WeightsError
-
-        state, _ = read_checkpoint(path)
-        try:
-            model_name = infer_model_name(state, detect_format(state))
-        except WeightsError as exc:
-            raise WeightsError(f"{source}: {str(exc).split(';')[0]}; it is not a checkpoint of a registered MobileNet "
-                               "(`mobilenet info` lists them)") from None
+    if Path(source).exists() or _is_path(source):
+        return load_weights_file(source, model_name)
     if model_name is None:
         raise ValueError(f"--pretrained {source}: no such file (a weights tag needs --model NAME too)")
     return create_model(model_name, pretrained=source)

@@ -59,7 +59,10 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no training state to resume from")
+    from ..weights.hub import torch_load
+    from ..weights.store import WeightsError
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a damaged file
-        raise ValueError(f"{path}: not a readable training state ({exc})") from None
+        return torch_load(path)  # tensors only; torch's advice to unpickle is never passed on
+    except WeightsError as exc:
+        raise ValueError(f"{path}: not a readable training state ({str(exc).removeprefix(f'{path}: ')})") from None

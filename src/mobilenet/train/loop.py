@@ -99,6 +99,9 @@ class Trainer:
             self.rundir = RunDir.new(cfg.output, cfg.name, f"{what}-{Path(cfg.data).name or 'data'}",
                                      overwrite=self.overwrite)
         self.run_dir = self.rundir.path
+        if self.rundir.unlocked:
+            self.log(f"warning: cannot lock {self.run_dir} ({self.rundir.unlocked}); nothing stops another run "
+                     "from writing into it")
         if self.rundir.removed:
             self.log(f"removed {len(self.rundir.removed)} temporary file(s) a killed run left in {self.run_dir}: "
                      f"{', '.join(self.rundir.removed)}")
@@ -127,8 +130,7 @@ class Trainer:
         if getattr(model, "model_name", None) in MODELS and model.model_name != cfg.model:
             self.cfg = cfg = dataclasses.replace(cfg, model=model.model_name)  # named by the weights
         # config.yaml says what ran: digits are never flipped, the crop the data chose
-        self.cfg = cfg = dataclasses.replace(cfg, hflip=cfg.hflip if self.data.hflip else 0.0, crop_pct=pre.crop_pct,
-                                             name=self.run_dir.name if self.run_dir is not None else cfg.name)
+        self.cfg = cfg = dataclasses.replace(cfg, hflip=cfg.hflip if self.data.hflip else 0.0, crop_pct=pre.crop_pct)
         if self.model_transform is not None:
             model = self.model_transform(model, cfg)
         if cfg.qat:  # fake-quantized graph (mobilenet.quantize); BatchNorm stays until convert
@@ -197,12 +199,14 @@ class Trainer:
         state = self.state()  # every rank joins the gather
         if self.ctx.main and self.run_dir is not None:
             save_state(self.run_dir / STATE_FILE, state)
-        self._last_save, self._saved_at = self.pos.step, time.monotonic()
+        if self.write:  # rank 0 wrote it
+            self._last_save = self.pos.step
+        self._saved_at = time.monotonic()
 
     def _check_weights(self) -> None:
         models = [self.model] + ([self.ema.module] if self.ema is not None else [])
-        named = [(n, t) for m in models for n, t in [*m.named_parameters(), *m.named_buffers()]
-                 if t.is_floating_point() and (t.requires_grad or "running_" in n)]
+        named = [*((n, t) for m in models for n, t in m.named_parameters()),
+                 *((n, t) for m in models for n, t in m.named_buffers() if "running_" in n and t.is_floating_point())]
         if named and not bool(torch.stack([torch.isfinite(t).all() for _, t in named]).all()):
             bad = next(n for n, t in named if not bool(torch.isfinite(t).all()))
             raise self._diverged(f"the weights hold NaN or inf ({bad})")
@@ -213,7 +217,8 @@ class Trainer:
             kept = "nothing had been saved yet" + (", so the run folder is removed" if self.rundir and not self.resume
                                                    else "")
         else:
-            kept = f"the last good state is {(self.run_dir or Path(cfg.output)) / STATE_FILE} (step {self._last_save})"
+            where = self.run_dir / STATE_FILE if self.run_dir is not None else f"{STATE_FILE} in the run folder"
+            kept = f"the last good state is {where} (step {self._last_save})"
         return Diverged(f"training diverged at epoch {p.epoch + 1}, step {p.step}: {what}; {kept}; no weights were "
                         f"written. Lower --lr (peak {cfg.peak_lr():.3g}) or add --clip-grad or --warmup-epochs, "
                         "and start a new run")
@@ -258,6 +263,8 @@ class Trainer:
             self._prepare_run_dir()
             try:
                 self._prepare()
+                if self.rundir is not None and self.overwrite:
+                    self.rundir.clear()  # only now: a start that failed kept the old run
                 if self.ctx.main and self.run_dir is not None:
                     write_config(self.run_dir / "config.yaml", self.cfg.to_dict())
                     if self.pos.history:  # resumed: the files a kill may have left behind the state

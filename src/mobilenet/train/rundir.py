@@ -53,6 +53,8 @@ class RunDir:
     def __init__(self, path: Path, created: bool) -> None:
         self.path, self.created = path, created
         self.removed: list[str] = []  # stale temporaries found and removed
+        self.fresh = created  # holds no run files but ours
+        self.unlocked: str | None = None  # why the folder could not be locked, if it could not
         self._fd: int | None = None
 
     @classmethod
@@ -92,12 +94,12 @@ class RunDir:
             held = run.contents()
             if held and not overwrite:
                 ours = [n for n in held if n in RUN_FILES]
-                what = f"already holds a run ({', '.join(ours)})" if ours else f"is not empty ({', '.join(held[:3])})"
-                raise RunDirError(f"{path} {what}; continue it with --resume {path}, replace it with --overwrite, "
-                                  "or choose another --name")
-            if overwrite:
-                for f in RUN_FILES:
-                    (path / f).unlink(missing_ok=True)
+                if ours:
+                    raise RunDirError(f"{path} already holds a run ({', '.join(ours)}); continue it with --resume "
+                                      f"{path}, replace it with --overwrite, or choose another --name")
+                raise RunDirError(f"{path} is not empty ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''}); "
+                                  "choose another --name, or --overwrite to train into it anyway")
+            run.fresh = not any(n in RUN_FILES for n in held)
             run.clean_temporaries()
         except BaseException:
             run.release()
@@ -123,6 +125,13 @@ class RunDir:
         """What the folder holds besides our lock and stale temporaries."""
         return sorted(n for n in os.listdir(self.path) if n != LOCK_FILE and not is_our_temporary(n))
 
+    def clear(self) -> None:
+        """``--overwrite``: remove the old run's files, once the new run is ready to write
+        its own (so a start that fails keeps the old run, and nothing of it can mix in)."""
+        for f in RUN_FILES:
+            (self.path / f).unlink(missing_ok=True)
+        self.fresh = True
+
     def clean_temporaries(self) -> None:
         for name in os.listdir(self.path):
             if is_our_temporary(name):
@@ -146,9 +155,10 @@ class RunDir:
                 os.close(fd)
                 raise RunDirError(f"{self.path} is in use by {holder}; wait for that run to end, or choose "
                                   "another --name") from None
-            except OSError as exc:
+            except OSError as exc:  # a file system without locks (some network mounts): run, but say so
                 os.close(fd)
-                raise RunDirError(f"{self.path}: cannot lock the run folder ({exc.strerror or exc})") from None
+                self.unlocked = exc.strerror or str(exc)
+                return
             # The holder before us unlinks the file as it lets go: if we locked that
             # unlinked file, the lock protects nothing; take the new one.
             try:
@@ -180,7 +190,11 @@ class RunDir:
 
     def discard(self) -> None:
         """After a failed start: remove what this run wrote, and the folder if that
-        leaves it empty. Only for a new run (a resumed folder keeps everything)."""
+        leaves it empty. Only for a new run (a resumed folder keeps everything); an
+        old run not yet cleared by ``--overwrite`` is kept whole."""
+        if not self.fresh:
+            self.release()
+            return
         for f in RUN_FILES:
             with contextlib.suppress(OSError):
                 (self.path / f).unlink()

@@ -212,6 +212,30 @@ def _progress(total: int | None, name: str):
 
 
 # -- reading checkpoint files --------------------------------------------------------------
+def torch_load(path: str | os.PathLike, name: str | None = None) -> Any:
+    """``torch.load(weights_only=True)``, its refusals in our words: torch's own
+    message advises turning weights_only off, which we never do (it runs the file's code)."""
+    import pickle
+
+    name = name or str(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise WeightsError(
+                f"{name}: refused to unpickle it: it refers to {found.group(1)}, not only tensors, and loading it "
+                "could run code. Save the state dict alone (torch.save(model.state_dict(), FILE)) or as "
+                ".safetensors") from None
+        raise WeightsError(f"{name}: not a checkpoint we read (.safetensors, or a .pth/.pt/.bin state dict "
+                           "saved with torch.save)") from None
+    except Exception as exc:  # torch.load raises many types for a file that is not its own
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in first or "pickle" in first.lower():
+            first = type(exc).__name__
+        raise WeightsError(f"{name}: not a readable checkpoint (.safetensors, .pth or .bin): {first}") from None
+
+
 def read_checkpoint(path: str | os.PathLike, name: str | None = None) -> tuple[dict[str, torch.Tensor], dict | None]:
     """``(tensors, our metadata or None)`` from a .safetensors, .pth or .bin file.
     Pickles are read with ``torch.load(weights_only=True)`` only."""
@@ -226,18 +250,7 @@ def read_checkpoint(path: str | os.PathLike, name: str | None = None) -> tuple[d
     # safetensors: an 8-byte header length, then the JSON header. Anything else is
     # handed to torch.load (a zip from torch.save, or a legacy pickle).
     if not (len(head) == 9 and head[8:9] == b"{"):
-        import pickle
-
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
-            raise WeightsError(f"{name}: refused to unpickle it: it holds more than tensors ({first})") from None
-        except Exception as exc:  # torch.load raises many types for a file that is not its own
-            raise WeightsError(f"{name}: not a readable checkpoint (.safetensors, .pth or .bin): "
-                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-                               ) from None
-        state = unwrap(state)
+        state = unwrap(torch_load(path, name))
         check_finite(state, name)
         return state, None
     from safetensors import safe_open
@@ -265,7 +278,8 @@ _HEAD_OPTIONS = ("features_only", "out_indices")
 def _is_path(pretrained: str | os.PathLike) -> bool:
     text = os.fspath(pretrained)
     return isinstance(pretrained, os.PathLike) or "/" in text or os.sep in text or \
-        text.endswith((".pth", ".pt", ".bin", ".safetensors")) or Path(text).is_file()
+        text.endswith((".pth", ".pt", ".bin", ".safetensors", ".tflite", ".onnx", ".pte", ".pt2", ".ts", ".xml")) or \
+        Path(text).is_file()
 
 
 def _file_options(name: str, meta: dict) -> dict[str, Any]:
@@ -276,6 +290,36 @@ def _file_options(name: str, meta: dict) -> dict[str, Any]:
     return {k: v for k, v in (meta.get("arch_args") or {}).items() if k in allowed}
 
 
+def _checkpoint_options(path: Path, fmt: str, options: dict[str, Any]) -> dict[str, Any]:
+    """BN eps and padding a foreign checkpoint was trained with, where its keys cannot
+    tell: timm's ``tf_*`` ports of Google's weights use TensorFlow's SAME padding and
+    BN eps 1e-3, its own trainings symmetric padding and 1e-5. Either the file is named
+    as timm names the ports, or ``padding="same"`` says it is one."""
+    if fmt != "timm":
+        return {}
+    tf_ported = path.name.startswith("tf_") or options.get("padding") == "same"
+    if path.name.startswith("tf_") and options.get("padding", "same") != "same":
+        raise WeightsError(f"{path}: named as timm's TensorFlow ports (tf_*), which need padding='same', "
+                           f"but padding={options['padding']!r} was asked; rename the file if it is not one")
+    return {"padding": "same", "bn_eps": 1e-3} if tf_ported else {"bn_eps": 1e-5}
+
+
+def _from_tflite(path: Path, name: str) -> tuple[dict, str, dict[str, Any], dict[str, Any]]:
+    """A TFLite classifier as a state dict of ours for ``name``, its options and cfg."""
+    from .tflite import load_tflite
+
+    net, info = load_tflite(path)
+    found = info.get("model_name")
+    if found != name:
+        raise WeightsError(f"{path}: holds {found or info.get('arch')} weights, not {name}"
+                           + (f"; use create_model({found!r}, pretrained=...)" if found else ""))
+    labels = net.pretrained_cfg.get("labels")
+    if labels is None and info["num_classes"] == 1001:  # Google's classifiers: output 0 is "background"
+        labels = ["background", *imagenet_labels()]
+    cfg = {"preprocess": net.pretrained_cfg["preprocess"], "labels": labels, "source": str(path)}
+    return net.state_dict(), "mobilenet", {"padding": "same"}, cfg
+
+
 def load_pretrained(name: str, pretrained: bool | str | os.PathLike, *, num_classes: int | None = None,
                     in_chans: int = 3, progress: bool = False, **options: Any) -> nn.Module:
     """``create_model(name, pretrained=...)``: ``True`` (the default tag), a tag,
@@ -284,17 +328,27 @@ def load_pretrained(name: str, pretrained: bool | str | os.PathLike, *, num_clas
     from .convert import detect_format, from_state_dict
 
     if pretrained is not True and _is_path(pretrained):
-        path = Path(pretrained)
-        state, meta = read_checkpoint(path)
-        fmt = detect_format(state)
-        if meta:
-            implied = _file_options(name, meta)
-            cfg = {"preprocess": meta.get("preprocess") or Preprocess().to_dict(), "labels": meta.get("labels"),
-                   "source": str(path)}
+        from .sources import kind_of, resolve, runtime_only
+
+        if not Path(pretrained).exists():
+            raise WeightsError(f"{pretrained}: no such checkpoint file")
+        path = resolve(pretrained)
+        kind = kind_of(path)
+        if kind == "runtime":
+            raise runtime_only(path)
+        if kind == "tflite":
+            state, fmt, implied, cfg = _from_tflite(path, name)
         else:
-            implied = {"bn_eps": 1e-5} if fmt == "timm" else {}
-            cfg = {"preprocess": Preprocess().to_dict(), "labels": None, "source": str(path),
-                   "note": "preprocessing assumed (the file does not record it)"}
+            state, meta = read_checkpoint(path)
+            fmt = detect_format(state)
+            if meta:
+                implied = _file_options(name, meta)
+                cfg = {"preprocess": meta.get("preprocess") or Preprocess().to_dict(),
+                       "labels": meta.get("labels"), "source": str(path)}
+            else:
+                implied = _checkpoint_options(path, fmt, options)
+                cfg = {"preprocess": Preprocess().to_dict(), "labels": None, "source": str(path),
+                       "note": "preprocessing assumed (the file does not record it)"}
     else:
         tag = get_tag(name, pretrained)
         path = download(tag.url, tag.sha256, tag.filename, progress=progress)

@@ -70,7 +70,14 @@ ARCH_ARGS: dict[str, Rule] = {
     "config": Rule(str),  # the class checks its own choices
     "bn_eps": Rule(float, 0, 1, low_open=True),
     "bn_momentum": Rule(float, 0, 1),
+    "output_stride": Rule(int, choices=(8, 16, 32)),
+    "reduced_tail": Rule(bool),
+    "head_width": Rule(int, 1, 4096),  # segmentation heads (mobilenet.segmentation)
+    "head_conv": Rule(bool),
+    "aux": Rule(bool),
 }
+# Arguments that are short lists, each item checked by the rule (a DeepLabV3 head's atrous rates).
+LIST_ARGS: dict[str, Rule] = {"aspp_rates": Rule(int, 1, 256)}
 
 
 def parse(raw: str, source: str) -> dict[str, Any]:
@@ -88,15 +95,36 @@ def check_arch_args(cls: type, args: Any) -> dict[str, Any]:
     """``args`` as keyword arguments of ``cls``: known names, JSON scalars, in range."""
     if not isinstance(args, Mapping):
         raise ValueError(f"arch_args is a {type(args).__name__}, not an object of arguments")
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    params = inspect.signature(cls.__init__).parameters
     for name, value in args.items():
-        if name not in accepted:
+        if name not in params or name == "self":
             raise ValueError(f"arch_args.{name}: {cls.__name__} has no such argument")
-        if value is not None and not isinstance(value, (bool, int, float, str)):
-            raise ValueError(f"arch_args.{name}: a {type(value).__name__}, not a number, string or boolean")
+        if value is None and params[name].default is None:
+            continue  # the argument's own "not given"
+        if not _small_json(value):
+            raise ValueError(f"arch_args.{name}: a {type(value).__name__}, not a number, string, boolean "
+                             f"or a short list of them")
         if name in ARCH_ARGS:
             ARCH_ARGS[name].check(name, value)
+        if name in LIST_ARGS:
+            if not isinstance(value, list):
+                raise ValueError(f"arch_args.{name}: expected a list, got {value!r}")
+            for item in value:
+                LIST_ARGS[name].check(name, item)
     return dict(args)
+
+
+def _small_json(value: Any, depth: int = 0) -> bool:
+    """A JSON scalar, or (one level down) a list or string-keyed object of at most 64 of them."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth == 0 and isinstance(value, list):
+        return len(value) <= 64 and all(_small_json(v, 1) for v in value)
+    if depth == 0 and isinstance(value, dict):
+        return len(value) <= 64 and all(isinstance(k, str) and _small_json(v, 1) for k, v in value.items())
+    return False
 
 
 def check_labels(labels: Any) -> list[str] | None:
@@ -133,7 +161,7 @@ def build_checked(cls: type, args: dict[str, Any], shapes: Mapping[str, tuple[in
     try:
         with torch.device("meta"):
             ghost = cls(**args)
-    except (ValueError, TypeError, RuntimeError) as exc:
+    except Exception as exc:  # whatever the constructor raises for arguments it cannot take
         raise WeightsError(f"{source}: bad metadata: {cls.__name__}({_short(args)}) fails: {exc}") from None
     wanted = {k: tuple(v.shape) for k, v in ghost.state_dict().items()}
     count = sum(math.prod(s) for s in wanted.values())

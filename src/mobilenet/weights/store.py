@@ -33,7 +33,7 @@ def check_finite(tensors: Mapping[str, Any], source: str | os.PathLike) -> None:
         if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
             nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
             raise WeightsError(f"{source}: tensor {key} holds {nan} NaN and {inf} inf values of {t.numel()} "
-                               "(weights of a diverged training run?); refusing to load it")
+                               "(a diverged training run or a damaged file); refusing to load it")
 
 
 def _require_safetensors() -> None:
@@ -52,8 +52,10 @@ def architectures() -> dict[str, type[nn.Module]]:
     from ..segmentation import SegmentationModel
     from ..v3 import MobileNetV3
     from ..detection.ssdlite import SSDLite
+    from ..v4 import MobileNetV4
 
-    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3, SegmentationModel, SSDLite)}
+    return {cls.__name__: cls for cls in (MobileNetV1, MobileNetV2, MobileNetV3, MobileNetV4, SegmentationModel,
+                                          SSDLite)}
 
 
 def describe(model: nn.Module, preprocess: Preprocess | None = None, labels: list[str] | None = None,
