@@ -92,7 +92,7 @@ class OpenVINORuntime(Runtime):
         path.parent.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         try:
-            staged = folder / path.name
+            staged = folder / f"{path.stem}.xml"  # OpenVINO writes only *.xml; the name it gets is the user's
             yield staged
             for src, dst in ((staged.with_suffix(".bin"), path.with_suffix(".bin")), (staged, path)):
                 with open(src, "rb") as f:
