@@ -30,7 +30,7 @@ def leftovers(folder) -> list[str]:
 def test_every_architecture_exports_and_checks_itself(name, fmt, tmp_path):
     model = settled(name)
     batch = torch.randn(3, 3, RES, RES)
-    path = tmp_path / f"model.{fmt}"
+    path = tmp_path / f"model{runtimes.get(fmt).suffix}"
     report = export_model(model, fmt, path, example=batch)
     assert report.passed and report.reference == "fp32 eager"
     assert report.max_abs_diff <= 1e-4 * report.logit_scale

@@ -95,6 +95,8 @@ def test_bad_requests_are_one_clear_error(tmp_path):
     model = settled("mobilenet_v1_025")
     with pytest.raises(ExportError, match=r"\.xml"):
         export_model(model, "openvino", tmp_path / "m.bin")
+    with pytest.raises(ExportError, match=r"ending in \.xml"):
+        export_model(model, "openvino", tmp_path / "m.openvino")
     with pytest.raises(ExportError, match="exclusive"):
         export_model(model, "openvino", tmp_path / "m.xml", int8=True, calib=tmp_path, precision="bf16")
     with pytest.raises(ExportError, match="onnx runs fp32, not bf16"):

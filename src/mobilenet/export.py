@@ -138,6 +138,9 @@ def export_model(
     if int8 and calib is None:
         raise ExportError("int8 needs calibration images: pass calib (a folder of images, --calib DIR)")
     path = Path(path)
+    if runtime.suffix_required and path.suffix.lower() not in (runtime.suffix, *runtime.aliases):
+        raise ExportError(f"{path}: a {format} file is named NAME{runtime.suffix} (its companions are named after "
+                          f"it); give a path ending in {runtime.suffix}")
     runtime.check_path(path)
     runtime.check_installed()
     pre = model_preprocess(model)

@@ -53,6 +53,7 @@ class Runtime:
     engine: str  # the runtime name: `mobilenet bench --runtime ENGINE`
     suffix: str  # the usual file suffix
     aliases: tuple[str, ...] = ()  # other suffixes its files go by
+    suffix_required: bool = False  # its writer names companion files after the suffix (OpenVINO's .xml + .bin)
     extra: str | None = None  # pip extra that installs `requires`
     requires: tuple[str, ...] = ()  # Python modules it needs
     order: int = 100  # where it is listed

@@ -60,6 +60,7 @@ class OpenVINORuntime(Runtime):
     name = "openvino"
     engine = "openvino"
     suffix = ".xml"
+    suffix_required = True
     extra = "openvino"
     requires = ("openvino", "nncf")
     order = 40
