@@ -1,6 +1,6 @@
 """MobileNetV4 conv_small trained on real photos keeps its top-1 in int8 (issue #11).
 
-Slow (21 minutes on the shared, loaded 2-core machine): trains V4 conv_small for 4 epochs on
+Slow (17 minutes on the shared, loaded 2-core machine): trains V4 conv_small for 4 epochs on
 ../shared/data/cifar10-test at 32 px, calibrates int8 on images of the training split
 and compares int8 with fp32 on the 2,000 images training held out (none calibrated on).
 benchmarks/v4_cifar.py does the same with the paper recipe and more formats.
@@ -15,7 +15,7 @@ from conftest import shared_path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue #11's 95% bar is not met yet: run 2026-11-29 (21 min on the loaded 2-core machine) "
+@pytest.mark.xfail(reason="issue #11's 95% bar is not met yet: run 2026-11-29 (17 min on the loaded 2-core machine) "
                    "gave ONNX int8 93.9% agreement; a 4-epoch V4 has small logit margins (docs/deployment.md)",
                    raises=AssertionError, strict=False)
 def test_v4_conv_small_trained_on_cifar_int8_agrees_with_fp32(tmp_path):
