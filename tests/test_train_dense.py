@@ -189,3 +189,33 @@ def test_torchrun_trains_segmentation_on_two_processes(data, tmp_path):
     assert "on 2 processes" in done.stdout and done.stdout.count("mobilenet train: done") == 1
     rows = _rows(tmp_path / "two")
     assert len(rows) == 1 and 0.0 <= float(rows[0]["val_miou"]) <= 1.0
+
+
+def test_batchnorm_calibration_keeps_the_function_and_makes_train_mode_agree():
+    from torch import nn
+
+    from mobilenet.train.dense import calibrate_batchnorm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU6(), nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8))
+    with torch.no_grad():  # folded weights, as a TFLite file gives them: statistics 0 / 1, not the data's
+        for m in net:
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 2)
+                m.bias.uniform_(-3, 3)
+    x = torch.randn(16, 3, 12, 12) * 4 + 2
+    net.eval()
+    before = net(x).detach()
+    net.train()
+    assert (net(x) - before).abs().max() > 1.0  # train mode computes something else
+    for m in net:  # that forward moved the statistics: back to the folded 0 / 1
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+    net.eval()
+    before = net(x).detach()
+    assert calibrate_batchnorm(net, [m for m in net if isinstance(m, nn.BatchNorm2d)], lambda b: net(b[0]),
+                               [(x[:8],), (x[8:],)]) == 16
+    net.eval()
+    torch.testing.assert_close(net(x), before, atol=1e-4, rtol=1e-4)
+    net.train()
+    torch.testing.assert_close(net(x), before, atol=1e-3, rtol=1e-3)  # batch statistics = the measured ones

@@ -101,14 +101,56 @@ def build_dense_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     return model
 
 
-def frozen_batchnorm(cfg: TrainConfig, model: nn.Module) -> list[nn.Module]:
-    """A pretrained backbone's BatchNorm layers: they keep the ImageNet statistics (TFLite
-    files hold them folded into the convs, so batch statistics would undo them); the head's
-    train as usual. The same for every run of a recipe, with or without a pretrained backbone:
-    a random backbone has no statistics to keep."""
-    if not cfg.pretrained_backbone:
-        return []
-    return [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, modules: list[nn.Module], forward: Callable[[Any], Any], batches) -> int:
+    """Give each BatchNorm layer in ``modules`` the statistics of its input on ``batches``,
+    rescaling its affine weights so that the eval-mode function is unchanged.
+
+    A pretrained backbone's running statistics need not be those of its inputs: TFLite
+    files fold them into the convolutions (running mean 0, variance 1), and new data has
+    its own. In train mode BatchNorm normalises with the batch's statistics, so such a
+    backbone computes something else in training than in evaluation, and the head learns
+    on features that validation never sees. With (mean, var) measured in eval mode,
+    (c - mean) / sqrt(var + eps) * w' + b' = (c - rm) / sqrt(rv + eps) * w + b for every c
+    when w' = w * sqrt(var + eps) / sqrt(rv + eps) and b' = b + w * (mean - rm) / sqrt(rv + eps):
+    the pretrained function, now the same in both modes. Returns the images used."""
+    sums: dict[nn.Module, list] = {m: [0.0, 0.0, 0] for m in modules}
+
+    def hook(m, inputs, _output):
+        x = inputs[0].detach().double()
+        dims = [d for d in range(x.dim()) if d != 1]
+        s = sums[m]
+        s[0] = s[0] + x.sum(dims)
+        s[1] = s[1] + (x * x).sum(dims)
+        s[2] += x.numel() // x.shape[1]
+
+    handles = [m.register_forward_hook(hook) for m in modules]
+    was_training = model.training
+    model.eval()
+    seen = 0
+    try:
+        for batch in batches:
+            forward(batch)
+            seen += len(batch[0])
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    for m, (total, squares, n) in sums.items():
+        if not n or m.running_mean is None:
+            continue
+        mean = total / n
+        var = (squares / n - mean * mean).clamp_min(0)
+        old = (m.running_var.double() + m.eps).sqrt()
+        new = (var + m.eps).sqrt()
+        w = m.weight.double() if m.affine else torch.ones_like(mean)
+        b = m.bias.double() if m.affine else torch.zeros_like(mean)
+        if m.affine:
+            m.weight.copy_(w * new / old)
+            m.bias.copy_(b + w * (mean - m.running_mean.double()) / old)
+        m.running_mean.copy_(mean)
+        m.running_var.copy_(var)
+    return seen
 
 
 def make_task(cfg: TrainConfig) -> DetectionTask | SegmentationTask:
@@ -156,8 +198,15 @@ class DetectionTask:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
 
-    def frozen_batchnorm(self, model: nn.Module) -> list[nn.Module]:
-        return frozen_batchnorm(self.cfg, model)
+    def calibrate(self, model: nn.Module, train_set: Dataset, device: torch.device) -> int:
+        """A pretrained backbone's BatchNorm statistics, measured on (up to) 64 augmented
+        training samples (see :func:`calibrate_batchnorm`); nothing without one."""
+        if not self.cfg.pretrained_backbone:
+            return 0
+        modules = [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        n = min(64, len(train_set))
+        batches = [self.collate([train_set[i] for i in range(start, min(n, start + 8))]) for start in range(0, n, 8)]
+        return calibrate_batchnorm(model, modules, lambda b: self._features(model, b[0], device), batches)
 
     def load_data(self, log: Callable[[str], None]) -> DenseData:
         from ..detection.evaluate import DetectionDataError
@@ -204,6 +253,10 @@ class DetectionTask:
     collate = staticmethod(_list_collate)
     val_collate = staticmethod(_list_collate)
     val_batch = 8
+
+    @staticmethod
+    def _features(model: nn.Module, images: list[torch.Tensor], device: torch.device):
+        return model.forward_raw(model.preprocess([im.to(device) for im in images]))
 
     def loss(self, net: nn.Module, images: list[torch.Tensor], targets: list[dict]) -> tuple[torch.Tensor, float]:
         losses = net(torch.stack(images), targets)
@@ -322,8 +375,15 @@ class SegmentationTask:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
 
-    def frozen_batchnorm(self, model: nn.Module) -> list[nn.Module]:
-        return frozen_batchnorm(self.cfg, model)
+    def calibrate(self, model: nn.Module, train_set: Dataset, device: torch.device) -> int:
+        """A pretrained backbone's BatchNorm statistics, measured on (up to) 64 augmented
+        training samples (see :func:`calibrate_batchnorm`); nothing without one."""
+        if not self.cfg.pretrained_backbone:
+            return 0
+        modules = [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        n = min(64, len(train_set))
+        batches = [self.collate([train_set[i] for i in range(start, min(n, start + 8))]) for start in range(0, n, 8)]
+        return calibrate_batchnorm(model, modules, lambda b: self._features(model, b[0], device), batches)
 
     def load_data(self, log: Callable[[str], None]) -> DenseData:
         cfg = self.cfg
@@ -377,6 +437,10 @@ class SegmentationTask:
 
     val_collate = collate
     val_batch = 1  # images keep their aspect ratio: sizes differ
+
+    @staticmethod
+    def _features(model: nn.Module, images: torch.Tensor, device: torch.device):
+        return model(images.to(device))
 
     def loss(self, net: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, float]:
         logits = net(images).float()

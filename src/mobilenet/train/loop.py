@@ -76,7 +76,6 @@ class Trainer:
         self.rundir: RunDir | None = None  # the locked folder (rank 0)
         self._last_save: int | None = None  # step of the newest good state on disk
         self._saved_at = time.monotonic()
-        self.frozen_bn: list[nn.Module] = []  # BatchNorm layers kept in eval mode while training
         self.task = None  # classification; a dense task object (.dense) for --task detection|segmentation
         if cfg.task != "classification":
             from .dense import make_task
@@ -167,8 +166,12 @@ class Trainer:
         if cfg.sync_bn and ctx.world > 1:
             model = D.convert_sync_bn(model, ctx.device)
         self.pre = pre
-        self.frozen_bn = task.frozen_batchnorm(model)
         self._prepare_training(model, pre)
+        if not self.resume:  # a resumed run's weights come from its state
+            with torch.random.fork_rng(devices=[]):
+                used = task.calibrate(model, self.train_set, ctx.device)
+            if used:
+                self.log(f"pretrained backbone: BatchNorm statistics measured on {used} training images")
 
     def _prepare_training(self, model: nn.Module, pre) -> None:
         """Loaders, optimizer, schedule, EMA, scaler, resumed state, DDP: the same for every task."""
@@ -349,8 +352,6 @@ class Trainer:
         self.model.train()
         if cfg.freeze_bn:
             freeze_batchnorm(self.model)
-        for m in self.frozen_bn:
-            m.eval()
         bar = self._bar(p.epoch)
         loss_sum, correct, seen, seconds = p.sums
         tick = time.perf_counter()
@@ -457,11 +458,8 @@ class Trainer:
     def validate(self) -> Tally | dict[str, Any]:
         if self.task is not None:
             result = self.task.validate(self.eval_model(), self.val_loader, self.ctx, self.data)
-            self.model.train()
             if self.cfg.freeze_bn:
                 freeze_batchnorm(self.model)
-            for m in self.frozen_bn:
-                m.eval()
             return result
         t = tally(self.eval_model(), self.val_loader, len(self.data.classes), device=self.ctx.device, amp=self.amp,
                   channels_last=self.cfg.channels_last)

@@ -82,7 +82,9 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     elif last:
         lines.append(f"  val     top-1 {last['val_acc']:.4f}  top-5 {last['val_top5']:.4f}  loss {last['val_loss']:.4f}"
                      f"  (best {best['val_acc']:.4f} at epoch {best['epoch']})" + (" [EMA]" if s["ema"] else ""))
-    lines.append(f"  speed   {s['images_per_s']:.0f} training images/s ({s['device']} x{s['threads']} threads, {s['layout']}, {s['amp']}, "
+    ips = s["images_per_s"]
+    lines.append(f"  speed   {ips:.0f}" if ips >= 10 else f"  speed   {ips:.2g}")
+    lines[-1] += (f" training images/s ({s['device']} x{s['threads']} threads, {s['layout']}, {s['amp']}, "
                  f"allocator: {s['allocator']})")
     if s.get("run_dir"):
         lines.append(f"  run     {s['run_dir']}/: {', '.join(s['files'])}")
