@@ -108,3 +108,20 @@ def test_feature_at_taps_by_stride():
 def test_bad_output_stride_raises(bad):
     with pytest.raises(ValueError, match="output_stride"):
         create_model("mobilenet_v2_100", output_stride=bad)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v4_conv_small", "mobilenet_v4_hybrid_medium"])
+def test_v4_takes_output_stride_too(name):
+    """The mechanism lives in MobileNet: V4's blocks dilate like the others; Mobile MQA
+    keeps its key/value downsampling stride (a stride inside a stride-1 block)."""
+    plain = create_model(name, features_only=True).eval()
+    model = create_model(name, features_only=True, output_stride=16).eval()
+    model.load_state_dict(plain.state_dict(), strict=True)
+    assert [f.reduction for f in model.feature_info] == [2, 4, 8, 16, 16]
+    with torch.no_grad():
+        maps = model(torch.randn(1, 3, 128, 128))
+    assert [m.shape[-1] for m in maps] == [64, 32, 16, 8, 8]
+    strided_kv = [m for m in model.modules() if getattr(m, "kv_stride", 1) > 1]
+    assert strided_kv or name.endswith("conv_small")
+    for module in strided_kv:
+        assert module.key_down.conv.stride == (module.kv_stride, module.kv_stride)

@@ -119,7 +119,8 @@ def test_eval_unwritable_confusion_still_prints_results(tiny_weights, tmp_path, 
     assert "no such folder" in capsys.readouterr().err
 
 
-def test_eval_progress_on_stderr_and_confusion_when_asked(tiny_weights, tmp_path, capsys):
+def test_eval_progress_on_stderr_and_confusion_when_asked(tiny_weights, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MOBILENET_PROGRESS", "1")  # stderr is no terminal here
     weights, data = tiny_weights
     png = tmp_path / "cm.png"
     assert main(["eval", "--weights", str(weights), "--data", str(data), "--split", "all",
@@ -159,7 +160,8 @@ def test_predict_skips_non_images_and_prints_one_probability_format(tmp_path, ca
     assert "COPYRIGHT" in capsys.readouterr().err
 
 
-def test_info_counts_come_from_the_cache_and_match_the_counter(tmp_path, monkeypatch):
+def test_info_counts_come_from_the_cache_and_match_the_counter(tmp_path, monkeypatch, capsys):
+    import dataclasses
     import importlib
 
     import mobilenet
@@ -167,14 +169,14 @@ def test_info_counts_come_from_the_cache_and_match_the_counter(tmp_path, monkeyp
     from mobilenet.registry import MODELS
 
     profile_module = importlib.import_module("mobilenet.profile")  # mobilenet.profile is the function
-
     monkeypatch.setenv("MOBILENET_CACHE_DIR", str(tmp_path / "cache"))
     requests = [(n, MODELS[n].resolution) for n in MODELS] + [("mobilenet_v3_small_100", 160)]
-    cold = counts.model_counts(requests)  # counted by a real forward pass, then cached
+    cold = counts.model_counts(requests)  # every model counted by a real forward pass, then cached
     assert (tmp_path / "cache" / counts.FILE).is_file()
     real = profile_module.profile
-    for (name, resolution), got in list(zip(requests, cold))[::7]:  # spot-check against a fresh count
-        assert got == real(mobilenet.create_model(name), resolution), name
+    for name, resolution in (("mobilenet_v1_025", 224), ("mobilenet_v3_small_100", 160)):  # round trip of the file
+        want = dataclasses.asdict(real(mobilenet.create_model(name), resolution))
+        assert cold[requests.index((name, resolution))] == want, name
 
     def no_counting(*args, **kwargs):
         raise AssertionError("counted again although cached")
@@ -182,7 +184,21 @@ def test_info_counts_come_from_the_cache_and_match_the_counter(tmp_path, monkeyp
     monkeypatch.setattr(profile_module, "profile", no_counting)
     assert counts.model_counts(requests) == cold  # every model, from the cache, equal to the counter's figures
     v2 = cold[requests.index(("mobilenet_v2_100", 224))]
-    assert (v2.params, v2.macs, v2.tf_slim_params) == (3_504_872, 300_774_272, 3_472_041)
+    assert (v2["params"], v2["macs"], v2["tf_slim_params"]) == (3_504_872, 300_774_272, 3_472_041)
+    # `mobilenet info` for the whole zoo now reads the file, in a process that never loads torch
+    assert main(["info", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    code = ("import sys\nfrom mobilenet.cli import main\nrc = main(['info', '--json'{extra}])\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')\nsys.exit(rc)")
+    env = dict(FRESH, MOBILENET_CACHE_DIR=str(tmp_path / "cache"))
+    run = lambda extra="": subprocess.run([sys.executable, "-c", code.format(extra=extra)], capture_output=True,
+                                          text=True, env=env, timeout=300)
+    warm = run()
+    assert warm.returncode == 0 and warm.stdout.rstrip().endswith("NO TORCH"), warm.stderr
+    assert json.loads(warm.stdout.rstrip()[: -len("NO TORCH")]) == rows
+    assert run(", 'mobilenet_v3_small_*', 'mobilenet_v2_100'").stdout.rstrip().endswith("NO TORCH")
+    assert main(["info", "mobilenet_v2_10"]) == 2  # not in the cached listing: the registry explains
+    assert "did you mean" in capsys.readouterr().err
     # a different resolution, other options or changed code are counted, never served stale
     for call in (lambda: counts.model_counts([("mobilenet_v2_100", 192)]),
                  lambda: counts.model_counts([("mobilenet_v2_100", 224)], options={"dropout": 0.5})):
@@ -194,6 +210,7 @@ def test_info_counts_come_from_the_cache_and_match_the_counter(tmp_path, monkeyp
 
 
 def test_info_counts_without_a_writable_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOBILENET_PROGRESS", "1")  # stderr is no terminal here
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("MOBILENET_CACHE_DIR", str(blocker / "cache"))  # cannot be created
@@ -281,3 +298,31 @@ def test_native_stderr_filter_drops_only_cpuinfo_probes():
             "os.write(2, b'after\\n')")
     out = _python(code)
     assert out.stderr == "a real problem\nafter\n"
+
+
+def test_export_and_bench_show_progress_unless_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MOBILENET_PROGRESS", "1")  # stderr is no terminal here
+    out = tmp_path / "v1.ts"
+    argv = ["export", "--model", "mobilenet_v1_025", "--resolution", "32", "--format", "torchscript", "-o", str(out)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "writing the torchscript file" in err and "checking the file in its runtime" in err
+    assert main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["format"] == "torchscript"
+    bench = ["bench", "mobilenet_v3_small_050", "--resolution", "32", "--threads", "1", "--compare", "none",
+             "--min-time", "0", "--max-time", "0.05"]
+    assert main(bench) == 0  # stderr is not a terminal here: lines, not a bar
+    assert "mobilenet_v3_small_050 b1: timing 1 routes" in capsys.readouterr().err
+    assert main([*bench, "--json"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_import_tflite_shows_progress(tmp_path, capsys, monkeypatch):
+    from conftest import shared_path
+
+    path = shared_path("tflite", "mobilenet_v1_0.25_128_quant.tflite")
+    monkeypatch.setenv("MOBILENET_PROGRESS", "1")
+    assert main(["import-tflite", str(path), "-o", str(tmp_path / "v1.safetensors")]) == 0
+    err = capsys.readouterr().err
+    assert f"reading {path}" in err and "writing" in err

@@ -65,3 +65,30 @@ def test_onnx_without_nms_returns_head_and_anchors(detector, tmp_path):
     offsets, logits, anchors = load_onnx(report.path)(torch.rand(1, 3, 320, 320))
     assert offsets.shape == (1, 3234, 4) and logits.shape == (1, 3234, 91)
     assert torch.equal(anchors, detector.anchors)
+
+
+def test_cli_export_of_a_detector_says_what_it_supports(tmp_path, capsys):
+    from mobilenet.cli import main
+
+    out = str(tmp_path / "d.pte")
+    assert main(["export", "--model", "ssdlite320_mobilenet_v3_small", "--format", "executorch", "-o", out]) == 2
+    assert "detectors export to ONNX only" in capsys.readouterr().err
+    assert main(["export", "--model", "mobilenet_v3_small_100", "--format", "onnx", "--no-nms",
+                 "-o", str(tmp_path / "c.onnx")]) == 2
+    assert "--no-nms is for detectors" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_cli_export_of_a_detector_on_real_images(tmp_path, capsys):
+    import json
+
+    from conftest import shared_path
+
+    from mobilenet.cli import main
+
+    photos = shared_path("coco128", "images", "val2017")
+    assert main(["export", "--model", "ssdlite320_mobilenet_v3_small", "--format", "onnx", "--images", str(photos),
+                 "-o", str(tmp_path / "d.onnx"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["passed"] and row["nms"] and row["checked_images"] == 4 and (tmp_path / "d.onnx").is_file()

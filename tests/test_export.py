@@ -30,14 +30,15 @@ def leftovers(folder) -> list[str]:
 def test_every_architecture_exports_and_checks_itself(name, fmt, tmp_path):
     model = settled(name)
     batch = torch.randn(3, 3, RES, RES)
-    path = tmp_path / f"model.{fmt}"
+    path = tmp_path / f"model{runtimes.get(fmt).suffix}"
     report = export_model(model, fmt, path, example=batch)
     assert report.passed and report.reference == "fp32 eager"
     assert report.max_abs_diff <= 1e-4 * report.logit_scale
     assert report.logit_scale > 0.05  # a real comparison, not of near-zero outputs
-    assert report.bytes == path.stat().st_size > 0
-    # no temporary files left (an OpenVINO IR is two files: the .xml and its .bin)
-    assert leftovers(tmp_path) == sorted(p.name for p in [path, *runtimes.get(fmt).companions(path)])
+    # no temporary files left (an OpenVINO IR is two files: the .xml and its .bin); bytes counts both
+    files = [path, *runtimes.get(fmt).companions(path)]
+    assert leftovers(tmp_path) == sorted(p.name for p in files)
+    assert report.bytes == sum(p.stat().st_size for p in files) > 0
     # A user loads it again, at another batch size, and gets the eager logits.
     artifact = load_artifact(path)
     assert artifact.format == fmt and artifact.metadata["model_name"] == name
@@ -72,8 +73,8 @@ def test_tensorflow_padding_exports(tmp_path):
 
 
 def test_unknown_format_is_one_clear_error(tmp_path):
-    with pytest.raises(ExportError, match="unknown format 'tflite'.*onnx, executorch, torchscript"):
-        export_model(settled("mobilenet_v1_025"), "tflite", tmp_path / "m.tflite")
+    with pytest.raises(ExportError, match="unknown format 'coreml'.*onnx, executorch, torchscript"):
+        export_model(settled("mobilenet_v1_025"), "coreml", tmp_path / "m.mlpackage")
     assert leftovers(tmp_path) == []
 
 
@@ -123,8 +124,8 @@ def test_cli_export_json_and_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no image files" in err and str(empty) in err
     with pytest.raises(SystemExit):
-        main(["export", "--model", "mobilenet_v1_025", "--format", "tflite", "-o", str(tmp_path / "x")])
-    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+        main(["export", "--model", "mobilenet_v1_025", "--format", "coreml", "-o", str(tmp_path / "x")])
+    assert "invalid choice: 'coreml'" in capsys.readouterr().err
     assert main(["export", "--model", "mobilenet_v1_025", "--format", "torchscript", "--int8", "--calib",
                  str(empty), "-o", str(tmp_path / "q.ts")]) == 2
     assert "int8 TorchScript is not supported" in capsys.readouterr().err

@@ -66,6 +66,17 @@ def test_int8_through_nncf_checks_against_its_fakequantize_graph(tmp_path):
     assert artifact(calib[0]).shape == (8, 10)
 
 
+def test_cli_int8_at_another_resolution(tmp_path, capsys):
+    """--resolution below the weights' own: the calibration images are made at the export's."""
+    out = tmp_path / "v1.xml"
+    assert main(["export", "--model", "mobilenet_v1_025", "--format", "openvino", "--int8", "--calib",
+                 str(shared_path("hymenoptera", "val", "bees")), "--calib-images", "8", "--resolution", "64",
+                 "-o", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and report["int8"] and report["resolution"] == 64 and report["backend"] == "nncf"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v1.bin", "v1.xml"]
+
+
 def test_bf16_where_the_cpu_has_it(tmp_path):
     model = settled("mobilenet_v3_small_050")
     if "bf16" not in OV.native_precisions():
@@ -84,6 +95,8 @@ def test_bad_requests_are_one_clear_error(tmp_path):
     model = settled("mobilenet_v1_025")
     with pytest.raises(ExportError, match=r"\.xml"):
         export_model(model, "openvino", tmp_path / "m.bin")
+    with pytest.raises(ExportError, match=r"ending in \.xml"):
+        export_model(model, "openvino", tmp_path / "m.openvino")
     with pytest.raises(ExportError, match="exclusive"):
         export_model(model, "openvino", tmp_path / "m.xml", int8=True, calib=tmp_path, precision="bf16")
     with pytest.raises(ExportError, match="onnx runs fp32, not bf16"):
@@ -149,3 +162,36 @@ def test_bench_runs_openvino_fp32_int8_and_bf16():
         assert "mobilenet.export (openvino" in rows[precision].note
     bf16 = rows["bf16"]
     assert (bf16.error is None) == ("bf16" in OV.native_precisions()), bf16
+
+
+@pytest.mark.slow
+def test_tflite_v2_int8_and_bf16_keep_accuracy(tmp_path):
+    """Issue 14's bar on Google's V2 (imported as float): OpenVINO int8 within one point of
+    fp32 top-1 and agreeing with it on >= 95% of the 800 imagenet-sample images not used to
+    calibrate; bf16 as well."""
+    from mobilenet.weights.tflite import load_tflite
+
+    model, info = load_tflite(shared_path("tflite", "mobilenet_v2_1.0_224_quant.tflite"))
+    files = find_images(shared_path("imagenet-sample"))
+    t = info["preprocess"].transform()
+    x = torch.stack([t(load_image(p)) for p in files])
+    y = torch.arange(len(files)) + 1  # output 0 is "background"
+    calib_idx = torch.arange(0, len(x), 5)
+    held = torch.ones(len(x), dtype=torch.bool)
+    held[calib_idx] = False
+    calib = [x[calib_idx[i : i + 25]] for i in range(0, 200, 25)]
+
+    def predict(fn):
+        with torch.no_grad():
+            return torch.cat([fn(x[i : i + 50]).argmax(1) for i in range(0, len(x), 50)])[held]
+
+    fp32 = predict(model)
+    acc_fp32 = (fp32 == y[held]).float().mean()
+    routes = {"int8": dict(int8=True, calib=calib)}
+    if "bf16" in OV.native_precisions():
+        routes["bf16"] = dict(precision="bf16")
+    for name, options in routes.items():
+        export_model(model, "openvino", tmp_path / f"{name}.xml", example=x[:4], **options)
+        got = predict(load_artifact(tmp_path / f"{name}.xml"))
+        acc, agree = (got == y[held]).float().mean(), (got == fp32).float().mean()
+        assert acc >= acc_fp32 - 0.01 and agree >= 0.95, (name, float(acc_fp32), float(acc), float(agree))

@@ -260,7 +260,7 @@ def test_tflite_v1_025_int8_keeps_accuracy(tmp_path):
 def test_v3_small_trained_on_cifar_keeps_accuracy_in_int8(tmp_path):
     """A V3-Small trained by the training loop on real photos, scored on the images
     training held out, loses at most one point in int8: the x86 PT2E graph
-    (`mobilenet quantize`), the int8 ONNX file and the int8 ExecuTorch file."""
+    (`mobilenet quantize`), the int8 ONNX, ExecuTorch and OpenVINO files."""
     from mobilenet.evaluate import evaluate
     from mobilenet.train import Trainer
     from mobilenet.train.config import TrainConfig
@@ -282,10 +282,9 @@ def test_v3_small_trained_on_cifar_keeps_accuracy_in_int8(tmp_path):
     acc_fp = top1(model)
     acc_pt2e = top1(quantize_ptq(model, calib, backend="x86"))
     acc = {}
-    for fmt in ("onnx", "pte"):
-        export_model(model, "executorch" if fmt == "pte" else fmt, tmp_path / f"int8.{fmt}", example=calib[0][:8],
-                     int8=True, calib=calib)
-        acc[fmt] = top1(load_artifact(tmp_path / f"int8.{fmt}").as_module())
+    for fmt, suffix in (("onnx", "onnx"), ("executorch", "pte"), ("openvino", "xml")):
+        export_model(model, fmt, tmp_path / f"int8.{suffix}", example=calib[0][:8], int8=True, calib=calib)
+        acc[fmt] = top1(load_artifact(tmp_path / f"int8.{suffix}").as_module())
     assert acc_fp > 0.3, acc_fp
     assert min(acc_pt2e, *acc.values()) >= acc_fp - 0.01, (acc_fp, acc_pt2e, acc)
 

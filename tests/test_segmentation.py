@@ -166,14 +166,18 @@ def test_v2_mobile_deeplab_is_the_papers_head():
 
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v1_050", "mobilenet_v2_035", "mobilenet_v3_small_075",
-                                      "mobilenet_v3_large_minimal_100"])
+                                      "mobilenet_v3_large_minimal_100", "mobilenet_v4_conv_small"])
 @pytest.mark.parametrize("head", ["lraspp", "deeplabv3"])
 def test_every_head_fits_every_backbone(head, backbone):
     model = create_model(head, backbone=backbone, num_classes=4).eval()
     assert [f.reduction for f in model.feature_info] == ([8, 16] if head == "lraspp" else [16])
     with torch.no_grad():
         assert model(torch.randn(2, 3, 75, 90)).shape == (2, 4, 75, 90)
-    os8 = create_model(head, backbone=backbone, num_classes=4, output_stride=8, reduced_tail=True).eval()
+    v4 = backbone.startswith("mobilenet_v4")
+    if v4:
+        with pytest.raises(ValueError, match="has no reduced tail"):
+            create_model(head, backbone=backbone, reduced_tail=True)
+    os8 = create_model(head, backbone=backbone, num_classes=4, output_stride=8, reduced_tail=not v4).eval()
     assert os8.feature_info[-1].reduction == 8
     with torch.no_grad():
         assert os8(torch.randn(1, 3, 64, 64)).shape == (1, 4, 64, 64)

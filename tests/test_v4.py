@@ -314,6 +314,8 @@ def test_info_layers_prints_the_live_model_for_every_version(capsys):
     out = capsys.readouterr().out
     assert "UIB ExtraDW" in out and "start dw" in out and "224x224x3" in out
     assert main(["info", "--layers"]) == 2
+    assert main(["info", "--layers", "lraspp"]) == 2
+    assert "not one" in capsys.readouterr().err
 
 
 def test_paper_recipe_v4():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -51,41 +51,51 @@ def cache_key(name: str, resolution: int, options: dict[str, Any] | None = None)
     return json.dumps([name, resolution, options or {}], sort_keys=True, default=str)
 
 
-def _read(path: Path, fingerprint: str) -> dict[str, dict]:
+def _read(path: Path, fingerprint: str) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("fingerprint") != fingerprint or not isinstance(data.get("counts"), dict):
         return {}
-    return data["counts"]
+    return data
 
 
-def _write(path: Path, fingerprint: str, counts: dict[str, dict]) -> None:
+def _write(path: Path, data: dict) -> None:
     from .files import atomic_write_bytes
 
     try:
-        atomic_write_bytes(path, json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=0).encode())
+        atomic_write_bytes(path, json.dumps(data, indent=0).encode())
     except OSError:
         pass  # a read-only or full cache folder only costs the next run its speed
 
 
-def model_counts(requests: list[tuple[str, int]], options: dict[str, Any] | None = None,
-                 on_count=None) -> list[Any]:
-    """A :class:`mobilenet.profile.Profile` for each ``(name, resolution)``, from the cache
-    where it has them, else counted (``on_count(name, resolution)`` is called before each)."""
-    from .profile import Profile
+def cached_registry() -> dict[str, int] | None:
+    """``{name: resolution of its published figures}`` of every registered model, as cached
+    by the last counting run of this code, without importing torch; None if not cached."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    listing = _read(folder / FILE, code_fingerprint()).get("registry")
+    return listing if isinstance(listing, dict) and listing else None
 
+
+def model_counts(requests: list[tuple[str, int]], options: dict[str, Any] | None = None,
+                 on_count=None) -> list[dict[str, int]]:
+    """The fields of :class:`mobilenet.profile.Profile` (params, macs, bn_params,
+    tf_slim_params, tf_slim_macs, resolution) for each ``(name, resolution)``: from the
+    cache where it has them (no torch import), else counted by a real forward pass
+    (``on_count(name, resolution)`` is called before each)."""
     folder = cache_dir()
     fingerprint = code_fingerprint() if folder else ""
-    cached = _read(folder / FILE, fingerprint) if folder else {}
-    names = [f.name for f in fields(Profile)]
+    data = _read(folder / FILE, fingerprint) if folder else {}
+    cached = data.get("counts", {})
     missing = [r for r in dict.fromkeys(requests) if cache_key(*r, options) not in cached]
     if missing:
         import torch
 
         from .profile import profile
-        from .registry import create_model
+        from .registry import MODELS, create_model
         from .train.distributed import cpu_threads
 
         threads = torch.get_num_threads()
@@ -99,5 +109,6 @@ def model_counts(requests: list[tuple[str, int]], options: dict[str, Any] | None
         finally:
             torch.set_num_threads(threads)
         if folder:
-            _write(folder / FILE, fingerprint, cached)
-    return [Profile(**{k: cached[cache_key(n, r, options)][k] for k in names}) for n, r in requests]
+            _write(folder / FILE, {"fingerprint": fingerprint, "counts": cached,
+                                   "registry": {n: spec.resolution for n, spec in MODELS.items()}})
+    return [dict(cached[cache_key(n, r, options)]) for n, r in requests]

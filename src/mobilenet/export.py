@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,9 @@ def export_model(
     if int8 and calib is None:
         raise ExportError("int8 needs calibration images: pass calib (a folder of images, --calib DIR)")
     path = Path(path)
+    if runtime.suffix_required and path.suffix.lower() not in (runtime.suffix, *runtime.aliases):
+        raise ExportError(f"{path}: a {format} file is named NAME{runtime.suffix} (its companions are named after "
+                          f"it); give a path ending in {runtime.suffix}")
     runtime.check_path(path)
     runtime.check_installed()
     pre = model_preprocess(model)
@@ -147,8 +150,8 @@ def export_model(
     verify = example if example is not None else example_batch(model, resolution, batch=3)
     backend = runtime.int8_backend if int8 else None
     start = time.perf_counter()
-    try:
-        batches = calibration_batches(calib, pre, limit=calib_limit) if int8 else None
+    try:  # calibration images at the resolution the file is exported for
+        batches = calibration_batches(calib, replace(pre, resolution=resolution), limit=calib_limit) if int8 else None
     except QuantizeError as exc:
         raise ExportError(str(exc)) from None
     meta = artifact_metadata(model, fmt=format, int8=int8, backend=backend, resolution=resolution,

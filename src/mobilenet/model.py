@@ -38,15 +38,18 @@ class FeatureInfo:
     module: str  # name of the module whose output it is, e.g. "blocks.5"
 
 
-def dilate(module: nn.Module, dilation: int) -> None:
-    """Make every conv in ``module`` stride 1 and its kxk convs atrous with ``dilation``
-    (same output size, the receptive field of the removed stride): the DeepLab
-    papers' atrous trick, placed as torchvision's ``dilated=True`` does (the block
-    that would have strided is dilated too). Weights are unchanged."""
+def dilate(module: nn.Module, dilation: int, *, remove_stride: bool) -> None:
+    """Make ``module``'s kxk convs atrous with ``dilation`` and, if it is the module that
+    would have strided (``remove_stride``), its convs stride 1: same output size, the
+    receptive field of the removed stride (the DeepLab papers' atrous trick), placed as
+    torchvision's ``dilated=True`` does (the strided block is dilated too). Strides
+    inside a stride-1 module (V4's Mobile MQA key/value downsampling) are kept.
+    Weights are unchanged."""
     for conv in module.modules():
         if not isinstance(conv, nn.Conv2d):
             continue
-        conv.stride = (1, 1)
+        if remove_stride:
+            conv.stride = (1, 1)
         if conv.kernel_size != (1, 1):
             conv.dilation = (dilation, dilation)
             if not isinstance(conv, SameConv2d):  # SAME padding is computed per input
@@ -118,11 +121,12 @@ class MobileNet(nn.Module):
         module's map: its level (stride without dilation) and its real stride."""
         points, reduction, dilation = [], 1, 1
         for name, module in self._feature_modules():
-            if reduction * module.stride > output_stride:
+            strided = reduction * module.stride > output_stride
+            if strided:
                 dilation *= module.stride
                 module.stride = 1
             if dilation > 1:
-                dilate(module, dilation)
+                dilate(module, dilation, remove_stride=strided)
             reduction *= module.stride
             level = FEATURE_REDUCTIONS.index(reduction * dilation)
             points.append(FeatureInfo(level, module.out_channels, reduction, name))

@@ -2,13 +2,14 @@
 
 Library code calls :func:`step` (one line per phase: "calibrating on 200 images") and
 :func:`counter` (a count towards a known total, e.g. images evaluated); both do nothing
-unless a command turned reporting on with :func:`reporting`, which the CLI does except
-under ``--json``/``--quiet``. So the library stays silent when used from Python, and a
+unless a command turned reporting on with :func:`reporting`, which the CLI does on a
+terminal (or with ``MOBILENET_PROGRESS=1``) except under ``--json``/``--quiet``. So the library stays silent when used from Python, and a
 module that reports progress needs no extra argument to pass it along.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,11 +19,24 @@ from typing import TextIO
 _state: dict = {"on": False, "start": 0.0, "stream": None}
 
 
+def wanted(stream: TextIO | None = None) -> bool:
+    """Progress is for a person watching: on when stderr is a terminal, or when
+    ``MOBILENET_PROGRESS=1`` asks for it (logs of long jobs); ``MOBILENET_PROGRESS=0`` never."""
+    forced = os.environ.get("MOBILENET_PROGRESS", "")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        return (stream or sys.stderr).isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 @contextmanager
 def reporting(enabled: bool = True, stream: TextIO | None = None) -> Iterator[None]:
-    """Turn progress lines on for the duration of a command; times count from here."""
+    """Turn progress lines on for the duration of a command (where :func:`wanted`); times
+    count from here. Commands pass ``enabled=False`` under ``--json``/``--quiet``."""
     saved = dict(_state)
-    _state.update(on=enabled, start=time.perf_counter(), stream=stream)
+    _state.update(on=enabled and wanted(stream), start=time.perf_counter(), stream=stream)
     try:
         yield
     finally:

@@ -63,10 +63,10 @@ MODELS: dict[str, ModelSpec] = _specs()
 def _register_dense() -> None:
     """The dense models' tables live with their heads; they import the registry only
     when a model is built, so either side may be imported first."""
-    from .detection import DETECTORS, SSDLite
+    from .detection.ssdlite import DETECTION_MODELS, SSDLite
     from .segmentation.model import SEGMENTATION_MODELS, SegmentationModel
 
-    for name, (kwargs, resolution) in DETECTORS.items():
+    for name, (kwargs, resolution) in DETECTION_MODELS.items():
         MODELS[name] = ModelSpec(name, SSDLite, kwargs, resolution, num_classes=91, task="detection")
     for name, (kwargs, resolution) in SEGMENTATION_MODELS.items():
         MODELS[name] = ModelSpec(name, SegmentationModel, kwargs, resolution, num_classes=21, task="segmentation")

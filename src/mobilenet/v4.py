@@ -276,6 +276,7 @@ class MobileNetV4(MobileNet):
         layer_scale: float | None = None,
         features_only: bool = False,
         out_indices: Sequence[int] | None = None,
+        output_stride: int = 32,
     ) -> None:
         check_choice("config", config, tuple(CONFIGS))
         check_positive("width", width)
@@ -320,11 +321,12 @@ class MobileNetV4(MobileNet):
             dropout=dropout,
             features_only=features_only,
             out_indices=out_indices,
+            output_stride=output_stride,
         )
         self.config = config
         self.width = width
         # Constructor arguments, saved with the weights so a file rebuilds its own model.
         self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, config=config, dropout=dropout,
                               width=width, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum,
-                              layer_scale=layer_scale)
+                              layer_scale=layer_scale, output_stride=output_stride)
         init_weights(self)  # leaves each LayerScale at its init

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..profile import profile
+from ..progress import step as progress_step
 from . import routes
 from .machine import Machine, describe_machine
 from .timing import Schedule, Timed, interleave, summarize
@@ -214,6 +215,8 @@ def benchmark(
             for source, runtime, precision in cands:
                 if bar is not None:
                     bar.set_description(f"{name} b{batch}: preparing {source} {runtime} {precision}")
+                else:  # per-step lines where no bar is shown (not a terminal); silent unless the CLI asks
+                    progress_step(f"{name} b{batch}: preparing {source} {runtime} {precision}")
                 macs, params = _counts(source, name, resolution, counts)
                 base = Result(name, source, routes.PEERS.get(name, {}).get(source, name), "inference", runtime,
                               precision, batch, resolution, threads, routes.LAYOUTS[runtime],
@@ -232,6 +235,8 @@ def benchmark(
                     bar.update(1)
             if bar is not None:
                 bar.set_description(f"{name} b{batch}: timing {sum(t is not None for _, t, _ in group)} routes")
+            else:
+                progress_step(f"{name} b{batch}: timing {sum(t is not None for _, t, _ in group)} routes, interleaved")
             timed = [t for _, t, _ in group if t is not None]
             interleave(timed, schedule)
             results += [_record(base, t, setup) for base, t, setup in group]
@@ -309,6 +314,8 @@ def benchmark_training(
                     group.append((replace(base, error=_one_line(exc)), None, None))
             if bar is not None:
                 bar.set_description(f"training {name} b{batch}x{res}")
+            else:
+                progress_step(f"timing a training step of {name} b{batch}x{res}")
             interleave([t for _, t, _ in group if t is not None], schedule)
             results += [_record(base, t, setup) for base, t, setup in group]
             if bar is not None:

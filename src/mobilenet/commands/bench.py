@@ -155,7 +155,17 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
     if args.calib and not os.path.isdir(args.calib):
         raise CommandError(f"--calib {args.calib}: no such folder of images")
-    progress = not args.no_progress and sys.stderr.isatty()
+    from .. import progress as lines
+
+    # A bar on a terminal, per-step lines otherwise; neither under --json or --no-progress/--quiet.
+    progress = not (args.no_progress or args.json) and sys.stderr.isatty() and lines.wanted()
+    with lines.reporting(not (args.no_progress or args.json or progress)):
+        return _measure(args, names, runtimes, compare, schedule, batches, shapes, threads, threads_note, progress)
+
+
+def _measure(args, names, runtimes, compare, schedule, batches, shapes, threads, threads_note, progress) -> int:
+    from ..bench import Schedule, benchmark, benchmark_training
+
     try:
         report = benchmark(names, runtimes=runtimes, batches=batches, resolution=args.resolution,
                            threads=threads, compare=compare, int8=args.int8, bf16=args.bf16, schedule=schedule,

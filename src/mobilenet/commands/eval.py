@@ -50,12 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def artifact_suffixes() -> tuple[str, ...]:
-    from ..runtimes import suffixes
-
-    return (*suffixes(), ".pt")
-
-
 def load_any(weights: str, model_name: str | None = None):
     from ..train.build import load_pretrained_model
 
@@ -64,9 +58,9 @@ def load_any(weights: str, model_name: str | None = None):
         path = path / "weights.safetensors"
     if not path.is_file():
         raise CommandError(f"--weights {weights}: no such file")
-    if path.suffix.lower() in artifact_suffixes():  # exported or int8 files run in their own runtime
-        from ..runtimes import load_artifact
+    from ..runtimes import load_artifact, owner
 
+    if owner(path) is not None:  # exported or int8 files run in their own runtime
         return load_artifact(path).as_module(), path
     return load_pretrained_model(str(path), model_name), path
 

@@ -13,10 +13,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a model to ONNX, ExecuTorch, TorchScript, OpenVINO, ...: fp32, int8 or bf16",
         description="BatchNorm is folded into the convs, the file is written, loaded back in its own runtime "
-        "(ONNX Runtime, ExecuTorch, torch.jit.load, OpenVINO, ...), run on a batch and compared with eager "
+        "(ONNX Runtime, ExecuTorch, torch.jit.load, OpenVINO, LiteRT, ...), run on a batch and compared with eager "
         "PyTorch; a file that differs by more than 1e-4 x the largest logit (fp32) is not written. --int8 "
         "quantizes with the runtime's own quantizer (ONNX Runtime's quantize_static for ONNX, PT2E + "
-        "XNNPACKQuantizer for ExecuTorch, NNCF for OpenVINO), calibrated on --calib images.",
+        "XNNPACKQuantizer for ExecuTorch, NNCF for OpenVINO, litert-torch's PT2E quantizer for TFLite), "
+        "calibrated on --calib images.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="FILE", help="our .safetensors weights, or a TFLite MobileNet classifier")
@@ -24,21 +25,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=LazyChoices("mobilenet.runtimes", "formats"), metavar="FORMAT",
                    help="what to write: %(choices)s")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
-    p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch, openvino): quantize with --calib images")
+    p.add_argument("--int8", action="store_true", help="int8 (onnx, executorch, openvino, tflite): quantize with --calib images")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="what the runtime computes in: bf16 (openvino, on a CPU with native bf16); default fp32")
     p.add_argument("--calib", metavar="DIR", help="folder of calibration images for --int8")
     p.add_argument("--calib-images", type=int, default=200, metavar="N", help="images used to calibrate (200)")
     p.add_argument("--images", metavar="DIR", help="check the file on real images from DIR (default: --calib, "
                    "else a random batch)")
-    p.add_argument("--num-classes", type=int, default=1000, help="classes for --model (1000)")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="classes for --model (default: the model's own, 1000 for classifiers)")
+    p.add_argument("--no-nms", action="store_true", help="detectors: write the raw head (box offsets, logits, "
+                   "anchors) instead of boxes, scores and labels decoded and suppressed in the graph")
     p.add_argument("--resolution", type=int, help="input size (default: the weights' preprocessing, else 224)")
     p.add_argument("--max-batch", type=int, default=128, help="largest batch an ExecuTorch file accepts (128)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
-def load_model(weights: str | None, name: str | None, num_classes: int = 1000):
+def load_model(weights: str | None, name: str | None, num_classes: int | None = None):
     """The model a command names: ``--weights`` (any weights file) or ``--model``."""
     from ..registry import create_model
     from ..weights.store import WeightsError
@@ -66,6 +71,16 @@ def real_batch(folder: str, preprocess, argument: str, count: int = 8):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    with progress.reporting(not (args.json or args.quiet)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    progress.step("loading torch and the model")
     from ..export import ExportError, check_request, export_model
     from ..runtimes.common import model_preprocess
 
@@ -85,6 +100,12 @@ def run(args: argparse.Namespace) -> int:
 
     check_writable_file(args.output)  # a read-only -o fails now, not after the export
     model = load_model(args.weights, args.model, args.num_classes)
+    from ..detection.predict import is_detector
+
+    if is_detector(model):
+        return run_detection(model, args)
+    if args.no_nms:
+        raise CommandError("--no-nms is for detectors; this model is a classifier")
     pre = model_preprocess(model)
     if args.resolution:
         from dataclasses import replace
@@ -114,4 +135,45 @@ def run(args: argparse.Namespace) -> int:
           f"{report.resolution} px){agree}: ok")
     for note in report.notes:
         print(f"note: {note}")
+    return 0
+
+
+def run_detection(model, args: argparse.Namespace) -> int:
+    """A detector: ONNX with its decoding and NMS in the graph (or the raw head), checked in
+    ONNX Runtime against eager PyTorch (see mobilenet.detection.export)."""
+    from ..detection.export import DetectionExportError, export_onnx
+
+    if args.format != "onnx":
+        raise CommandError(f"--format {args.format}: detectors export to ONNX only (--format onnx)")
+    if args.int8 or args.precision != "fp32":
+        raise CommandError("detectors export in fp32 only (no --int8, no --precision bf16)")
+    images = None
+    if args.images:
+        from torchvision.io import ImageReadMode, decode_image
+
+        from ..images import find_images
+
+        files = find_images(args.images)[:4]
+        if not files:
+            raise CommandError(f"--images {args.images}: no images found")
+        try:
+            images = [decode_image(str(f), mode=ImageReadMode.RGB).float() / 255 for f in files]
+        except (RuntimeError, OSError) as exc:
+            raise CommandError(f"--images: {exc}") from None
+    size = (args.resolution, args.resolution) if args.resolution else None
+    try:
+        report = export_onnx(model, args.output, nms=not args.no_nms, image_size=size, images=images)
+    except DetectionExportError as exc:
+        raise CommandError(str(exc)) from None
+    row = report.to_dict()
+    row["verified_on"] = f"{report.checked_images} images from {args.images}" if args.images else "random images"
+    if args.json:
+        print_json(row)
+        return 0
+    print(format_table([{"file": report.path, "format": "onnx" + ("" if report.nms else " raw head"),
+                         "MB": round(report.bytes / 1e6, 2), "input": "x".join(map(str, report.image_size)),
+                         "network |diff|/scale": report.max_raw_diff, "boxes |diff| px": report.max_box_diff}],
+                       ["file", "format", "MB", "input", "network |diff|/scale", "boxes |diff| px"]))
+    print(f"checked in ONNX Runtime on {row['verified_on']}: ok"
+          + (f"; {report.eager_agreement:.0%} of eager detections within 1e-3 px" if report.nms else ""))
     return 0

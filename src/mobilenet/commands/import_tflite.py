@@ -45,6 +45,16 @@ def read_labels(path: str, num_classes: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    with progress.reporting(not args.json):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .. import progress
+
+    progress.step("loading torch")
     from ..files import check_writable_dir
     from ..weights.store import WeightsError, save_weights
     from ..weights.tflite import load_tflite
@@ -58,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable_dir(out.parent if str(out.parent) else ".", "-o folder")
     except PermissionError as exc:
         raise CommandError(str(exc)) from None
+    progress.step(f"reading {args.file}")
     try:
         model, info = load_tflite(args.file)
     except (WeightsError, ValueError, OSError) as exc:
@@ -74,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         "num_classes": classes,
         "quantized": bool(info.get("quantized")),
     }
+    progress.step(f"writing {out}")
     save_weights(model, out, preprocess=info["preprocess"], labels=labels, source=str(args.file),
                  tflite={k: v for k, v in summary.items() if k not in ("file", "output")})
     if args.json:

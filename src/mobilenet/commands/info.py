@@ -29,9 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def model_info(name: str, resolution: int, stats=None) -> dict:
+def model_info(name: str, resolution: int, stats: dict | None = None) -> dict:
     """The row `mobilenet info` prints for one model at one resolution (``stats``: its
-    :class:`~mobilenet.profile.Profile` if already known)."""
+    counts from :func:`mobilenet.counts.model_counts` if already known)."""
     from ..published import published_for
 
     if stats is None:
@@ -41,10 +41,10 @@ def model_info(name: str, resolution: int, stats=None) -> dict:
     return {
         "model": name,
         "resolution": resolution,
-        "params": stats.params,
-        "macs": stats.macs,
-        "tf_slim_params": stats.tf_slim_params,
-        "tf_slim_macs": stats.tf_slim_macs,
+        "params": stats["params"],
+        "macs": stats["macs"],
+        "tf_slim_params": stats["tf_slim_params"],
+        "tf_slim_macs": stats["tf_slim_macs"],
         "published": [
             {
                 "top1": ref.top1,
@@ -79,7 +79,21 @@ def detection_references(name: str, resolution: int) -> list[dict]:
             for ref in published_detection_for(name, resolution)]
 
 
-def resolve_names(patterns: list[str]) -> list[str]:
+def resolve_names(patterns: list[str], listing: dict[str, int] | None = None) -> list[str]:
+    """Model names from names and patterns. ``listing``: the registry's names as
+    :func:`mobilenet.counts.cached_registry` has them (no torch import), used when every
+    name given is in it; otherwise the registry itself, which also explains unknown names."""
+    if listing is not None:
+        import fnmatch
+
+        found = []
+        for pattern in patterns or ["*"]:
+            matches = [n for n in listing if fnmatch.fnmatchcase(n, pattern)]
+            if not matches:
+                break  # the registry says why
+            found += [n for n in matches if n not in found]
+        else:
+            return found
     from ..registry import MODELS, create_model, list_models
 
     names: list[str] = []
@@ -142,6 +156,8 @@ def run_weights(args: argparse.Namespace) -> int:
 
 def run_layers(args: argparse.Namespace) -> int:
     from ..describe import COLUMNS, layer_rows
+    from ..model import MobileNet
+    from ..registry import MODELS, create_model
 
     if not args.names:
         raise CommandError("--layers needs model names, e.g. `mobilenet info --layers mobilenet_v4_conv_small`")
@@ -151,6 +167,9 @@ def run_layers(args: argparse.Namespace) -> int:
     for r in args.resolution or []:
         if r < 32:
             raise CommandError(f"--resolution {r} is too small; use 32 or more")
+    for n in names:
+        if not issubclass(MODELS[n].cls, MobileNet):
+            raise CommandError(f"--layers prints the classifiers (V1-V4) as their papers' tables; {n} is not one")
     out = [{"model": n, "resolution": r or MODELS[n].resolution,
             "rows": layer_rows(create_model(n), r or MODELS[n].resolution)}
            for n in names for r in (args.resolution or [None])]
@@ -171,9 +190,14 @@ def run(args: argparse.Namespace) -> int:
         return run_layers(args)
     if args.weights:
         return run_weights(args)
-    names = resolve_names(args.names)
-    from ..registry import MODELS
+    from ..counts import cached_registry
 
+    listing = cached_registry()  # from the last counting run: no torch import if all is cached
+    names = resolve_names(args.names, listing)
+    if listing is None or any(n not in listing for n in names):
+        from ..registry import MODELS
+
+        listing = {n: spec.resolution for n, spec in MODELS.items()}
     resolutions = args.resolution or [None]
     from ..limits import MAX_RESOLUTION
 
@@ -185,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import progress
     from ..counts import model_counts
 
-    requests = [(n, r or MODELS[n].resolution) for n in names for r in resolutions]
+    requests = [(n, r or listing[n]) for n in names for r in resolutions]
     with progress.reporting(not (args.json or args.quiet)):  # counted once, then cached (mobilenet.counts)
         stats = model_counts(requests, on_count=lambda n, r: progress.step(f"counting params and MACs: {n} at {r} px"))
     rows = [model_info(n, r, s) for (n, r), s in zip(requests, stats)]

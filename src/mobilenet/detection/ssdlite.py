@@ -43,6 +43,15 @@ IMAGE_STD = (0.5, 0.5, 0.5)
 BN_EPS, BN_MOMENTUM = 1e-3, 0.03  # TensorFlow's decay 0.97
 HEAD_INIT_STD = 0.03
 
+# Registry names -> (options, input size). The V3 detectors default to the V3 paper's
+# reduced tail (Section 6.3, Table 6: C4 to C5 halved), as torchvision's checkpoint;
+# the V2 paper's SSDLite has none.
+DETECTION_MODELS: dict[str, tuple[dict[str, Any], int]] = {
+    "ssdlite320_mobilenet_v3_large": ({"backbone": "mobilenet_v3_large_100"}, SIZE),
+    "ssdlite320_mobilenet_v3_small": ({"backbone": "mobilenet_v3_small_100"}, SIZE),
+    "ssdlite320_mobilenet_v2_100": ({"backbone": "mobilenet_v2_100"}, SIZE),
+}
+
 
 def c4_index(backbone: nn.Module) -> int:
     """Index in ``backbone.blocks`` of the first block whose output is at stride 32."""

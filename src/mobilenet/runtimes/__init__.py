@@ -45,7 +45,13 @@ def engines() -> tuple[str, ...]:
 
 
 def suffixes() -> tuple[str, ...]:
-    return tuple(dict.fromkeys(r.suffix for r in all_runtimes()))
+    return tuple(dict.fromkeys(s for r in all_runtimes() for s in (r.suffix, *r.aliases)))
+
+
+def owner(path: str | os.PathLike) -> Runtime | None:
+    """The runtime that ``eval``/``predict`` should run ``path`` in, or ``None`` for
+    weights (see :meth:`Runtime.owns`)."""
+    return next((r for r in all_runtimes() if r.owns(Path(path))), None)
 
 
 def get(name: str) -> Runtime:
@@ -66,6 +72,16 @@ def detect(path: Path) -> Runtime:
     kinds = [r.description or r.name for r in all_runtimes()]
     listed = ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else "".join(kinds)
     raise ExportError(f"{path}: not an {listed} file written by mobilenet")
+
+
+def claims(path: str | os.PathLike) -> bool:
+    """Whether a runtime recognises ``path``, by its content, as a file it runs (a
+    ``.tflite`` we did not write, such as Google's, is weights to import instead)."""
+    try:
+        detect(Path(path))
+    except (ExportError, OSError):
+        return False
+    return True
 
 
 def load_artifact(path: str | os.PathLike, *, threads: int | None = None, compile: bool = False,
@@ -97,10 +113,12 @@ __all__ = [
     "Runtime",
     "Written",
     "all_runtimes",
+    "claims",
     "detect",
     "engines",
     "formats",
     "get",
     "load_artifact",
+    "owner",
     "suffixes",
 ]

@@ -52,6 +52,8 @@ class Runtime:
     name: str  # the format name: `mobilenet export --format NAME`
     engine: str  # the runtime name: `mobilenet bench --runtime ENGINE`
     suffix: str  # the usual file suffix
+    aliases: tuple[str, ...] = ()  # other suffixes its files go by
+    suffix_required: bool = False  # its writer names companion files after the suffix (OpenVINO's .xml + .bin)
     extra: str | None = None  # pip extra that installs `requires`
     requires: tuple[str, ...] = ()  # Python modules it needs
     order: int = 100  # where it is listed
@@ -62,6 +64,9 @@ class Runtime:
     layout: str = "NCHW"  # what bench reports as the memory layout
     description: str = ""  # how error messages and help name its files
     plain_exporter: str | None = None  # what write_plain uses, if it exists
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
 
     # -- what it supports ------------------------------------------------------------
     def check_installed(self) -> None:
@@ -95,6 +100,12 @@ class Runtime:
         """Reject an output name this runtime cannot write (raise ExportError)."""
 
     # -- files -------------------------------------------------------------------------
+    def owns(self, path: Path) -> bool:
+        """Whether ``eval``/``predict`` should run ``path`` in this runtime rather than
+        read it as weights (by suffix; a runtime whose suffix is shared with files we
+        import as weights, such as .tflite, also looks inside)."""
+        return path.suffix.lower() in (self.suffix, *self.aliases)
+
     def detect(self, path: Path, head: bytes) -> bool:
         """Whether ``path`` (its first bytes ``head``) is this runtime's file."""
         raise NotImplementedError

@@ -20,6 +20,7 @@ class TorchScriptRuntime(Runtime):
     name = "torchscript"
     engine = "torchscript"
     suffix = ".ts"
+    aliases = (".pt",)
     order = 30
     benchable = False
     description = "TorchScript"
@@ -29,6 +30,11 @@ class TorchScriptRuntime(Runtime):
             return ("int8 TorchScript is not supported (TorchScript has no PT2E int8 path); "
                     "use --format onnx, executorch or openvino, or `mobilenet quantize` for a .pt2")
         return super().unsupported(precision=precision)
+
+    def owns(self, path: Path) -> bool:
+        # .pt is also what torch.save checkpoints are called: only a TorchScript archive is ours
+        suffix = path.suffix.lower()
+        return suffix == ".ts" or (suffix == ".pt" and path.is_file() and self.detect(path, b""))
 
     def detect(self, path: Path, head: bytes) -> bool:
         if not zipfile.is_zipfile(path):

@@ -9,6 +9,7 @@ registered backbone (``create_model("lraspp", backbone="mobilenet_v2_100")``).
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Literal
 
@@ -101,15 +102,18 @@ class SegmentationModel(nn.Module):
         if head == "lraspp" and (tuple(aspp_rates) != (12, 24, 36) or not head_conv):
             raise ValueError("aspp_rates and head_conv are options of head='deeplabv3', not 'lraspp'")
         spec = _backbone_spec(backbone)
+        if reduced_tail and "reduced_tail" not in inspect.signature(spec.cls.__init__).parameters:
+            raise ValueError(f"reduced_tail=True: {backbone} has no reduced tail (V1-V3 have)")
         classifier = None
         if pretrained_backbone not in (None, False):
             from .weights import load_backbone_classifier
 
             classifier = load_backbone_classifier(backbone, pretrained_backbone)
             padding, bn_eps = classifier.arch_args["padding"], classifier.arch_args["bn_eps"]
-        options = {"padding": padding, **({"bn_eps": bn_eps} if bn_eps is not None else {})}
+        options = {"padding": padding, **({"bn_eps": bn_eps} if bn_eps is not None else {}),
+                   **({"reduced_tail": True} if reduced_tail else {})}  # V4 has no reduced tail
         self.backbone: MobileNet = spec.build(n_classes=0, input_channel=input_channel, features_only=True,
-                                              output_stride=output_stride, reduced_tail=reduced_tail, **options)
+                                              output_stride=output_stride, **options)
         taps = {"low": LRASPPHead.taps["low"], "high": Tap(None, tap)} if head == "lraspp" else {"out": Tap(None, tap)}
         if aux:
             taps.update(FCNHead.taps)
@@ -127,9 +131,10 @@ class SegmentationModel(nn.Module):
         self.num_classes = n_classes
         self.output_stride = output_stride
         self.arch_args = dict(n_classes=n_classes, input_channel=input_channel, backbone=backbone, head=head,
-                              output_stride=output_stride, reduced_tail=reduced_tail, head_width=head_width,
+                              output_stride=output_stride, reduced_tail=reduced_tail,
                               aspp_rates=list(aspp_rates), head_conv=head_conv, tap=tap, dropout=dropout, aux=aux,
-                              padding=padding, bn_eps=bn_eps)
+                              padding=padding, **({"bn_eps": bn_eps} if bn_eps is not None else {}),
+                              **({"head_width": head_width} if head_width is not None else {}))
         init_weights(self.head)
         if self.aux_head is not None:
             init_weights(self.aux_head)

@@ -70,7 +70,14 @@ ARCH_ARGS: dict[str, Rule] = {
     "config": Rule(str),  # the class checks its own choices
     "bn_eps": Rule(float, 0, 1, low_open=True),
     "bn_momentum": Rule(float, 0, 1),
+    "output_stride": Rule(int, choices=(8, 16, 32)),
+    "reduced_tail": Rule(bool),
+    "head_width": Rule(int, 1, 4096),  # segmentation heads (mobilenet.segmentation)
+    "head_conv": Rule(bool),
+    "aux": Rule(bool),
 }
+# Arguments that are short lists, each item checked by the rule (a DeepLabV3 head's atrous rates).
+LIST_ARGS: dict[str, Rule] = {"aspp_rates": Rule(int, 1, 256)}
 
 
 def parse(raw: str, source: str) -> dict[str, Any]:
@@ -99,6 +106,11 @@ def check_arch_args(cls: type, args: Any) -> dict[str, Any]:
                              f"or a short list of them")
         if name in ARCH_ARGS:
             ARCH_ARGS[name].check(name, value)
+        if name in LIST_ARGS:
+            if not isinstance(value, list):
+                raise ValueError(f"arch_args.{name}: expected a list, got {value!r}")
+            for item in value:
+                LIST_ARGS[name].check(name, item)
     return dict(args)
 
 

@@ -42,22 +42,18 @@ def resolve(source: str | os.PathLike) -> Path:
     return path
 
 
-def runtime_suffixes() -> tuple[str, ...]:
-    """Suffixes of files written for a runtime (.onnx, .pte, .xml, ...); .tflite files
-    are read as weights instead."""
-    from ..runtimes import suffixes
-
-    return tuple(s for s in suffixes() if s not in WEIGHT_SUFFIXES)
-
-
 def kind_of(path: Path) -> Kind:
     """What ``path`` holds, from its first bytes where they tell (not its name alone)."""
     with open(path, "rb") as f:
         head = f.read(9)
     suffix = path.suffix.lower()
+    from ..runtimes import owner
+
+    if owner(path) is not None:  # a file `mobilenet export` wrote (a .tflite only if it carries our metadata)
+        return "runtime"
     if head[4:8] == b"TFL3" or suffix == ".tflite":
         return "tflite"
-    if suffix in runtime_suffixes() or (head[4:6] == b"ET" and head[6:8].isdigit()):  # ExecuTorch's "ET12"
+    if head[4:6] == b"ET" and head[6:8].isdigit():  # ExecuTorch's "ET12" under another name
         return "runtime"
     if head[:4] == b"PK\x03\x04" and _is_torchscript_or_program(path):
         return "runtime"  # a TorchScript or torch.export archive named .pt

@@ -184,6 +184,7 @@ class TFLiteModel:
     arch: str = ""  # our class name, e.g. "MobileNetV2"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)  # the class's width arguments
     model_name: str | None = None  # our registry name when there is one, e.g. "mobilenet_v1_025"
+    padding: str = "same"  # our model's padding that reproduces the file: "same", or "symmetric" (PyTorch's)
     tensors: dict[int, TensorSpec] = field(default_factory=dict, repr=False)
 
     @property
@@ -547,22 +548,29 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int,
 
 
 def _effective_padding(layer: Layer, producers: dict[int, Layer]) -> str:
-    """SAME, VALID where that equals SAME (1x1 kernels, 1x1 inputs), or SAME
-    written out as a PAD before a VALID conv; "OTHER" for anything else."""
-    if layer.padding == "SAME" or layer.op == "FULLY_CONNECTED":
-        return "SAME"
+    """How a conv pads, as one of our paddings: "SAME" (TensorFlow's, also written out
+    as a PAD before a VALID conv), "SYMMETRIC" (PyTorch's ``k // 2`` on every side,
+    written out so: a model of ours exported with `mobilenet export`), "BOTH" where the
+    two agree (1x1 kernels, stride 1 with odd kernels), "OTHER" for anything else."""
+    if layer.op == "FULLY_CONNECTED":
+        return "BOTH"
     kh, kw = layer.kernel
     h, w = layer.input_shape[1:3]
-    if all(_same_pads(n, k, s, d) == (0, 0) for n, k, s, d in zip((h, w), (kh, kw), layer.stride, layer.dilation)):
-        return "SAME"
+    sym = [[kh // 2 * layer.dilation[0]] * 2, [kw // 2 * layer.dilation[1]] * 2]
+    same = [list(_same_pads(n, k, st, d)) for n, k, st, d in zip((h, w), (kh, kw), layer.stride, layer.dilation)]
+    if layer.padding == "SAME":
+        return "BOTH" if same == sym else "SAME"
+    if same == [[0, 0], [0, 0]]:  # VALID = SAME here
+        return "BOTH" if sym == same else "SAME"
     pad = producers.get(layer.inputs[0])
     if pad is not None and pad.op == "PAD" and 1 in pad.constants:
         amounts = np.asarray(pad.constants[1]).reshape(-1, 2).tolist()
+        if amounts[0] != [0, 0] or amounts[3] != [0, 0]:
+            return "OTHER"
         ph, pw = pad.input_shape[1:3]
-        want = [[0, 0], list(_same_pads(ph, kh, layer.stride[0], layer.dilation[0])),
-                list(_same_pads(pw, kw, layer.stride[1], layer.dilation[1])), [0, 0]]
-        if amounts == want:
-            return "SAME"
+        same = [list(_same_pads(n, k, st, d)) for n, k, st, d in zip((ph, pw), (kh, kw), layer.stride, layer.dilation)]
+        fits_same, fits_sym = amounts[1:3] == same, amounts[1:3] == sym
+        return "BOTH" if fits_same and fits_sym else "SAME" if fits_same else "SYMMETRIC" if fits_sym else "OTHER"
     return "OTHER"
 
 
@@ -651,14 +659,14 @@ def _signature_of_layer(layer: Layer, as_linear: bool) -> tuple:
     return (kind, shape, tuple(layer.stride))
 
 
-def _build(arch: str, kwargs: dict[str, Any], num_classes: int, device=None) -> nn.Module:
+def _build(arch: str, kwargs: dict[str, Any], num_classes: int, device=None, padding: str = "same") -> nn.Module:
     import torch
 
     from .. import v1, v2, v3
 
     classes = {"MobileNetV1": v1.MobileNetV1, "MobileNetV2": v2.MobileNetV2, "MobileNetV3": v3.MobileNetV3}
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        return classes[arch](n_classes=num_classes, padding="same", **kwargs)
+        return classes[arch](n_classes=num_classes, padding=padding, **kwargs)
 
 
 def _matches(model: TFLiteModel, net: nn.Module) -> bool:
@@ -675,18 +683,22 @@ def _matches(model: TFLiteModel, net: nn.Module) -> bool:
     return True
 
 
-def _check_layers(model: TFLiteModel, net: nn.Module) -> None:
-    """Padding and activations must be what our ``padding="same"`` model computes."""
+def _check_layers(model: TFLiteModel, net: nn.Module) -> str:
+    """Padding and activations must be what our model computes; returns the padding
+    ("same" for TensorFlow's files, "symmetric" for PyTorch's written out as PADs)."""
     users, producers = _consumers(model.layers), _producers(model.layers)
-    for (name, _, act), layer in zip(_weighted_modules(net), model.weighted):
+    layers = list(zip(_weighted_modules(net), model.weighted))
+    paddings = [_effective_padding(layer, producers) for _, layer in layers]
+    symmetric = "SYMMETRIC" in paddings
+    for ((name, _, act), layer), padding in zip(layers, paddings):
         if layer.dilation != (1, 1):
             raise WeightsError(
                 f"{model.path}: {name} (operator {layer.index}) is dilated {layer.dilation}; ours are not"
             )
-        if layer.op != "FULLY_CONNECTED" and _effective_padding(layer, producers) != "SAME":
+        if padding not in ("BOTH", "SYMMETRIC" if symmetric else "SAME"):
             raise WeightsError(
                 f"{model.path}: {name} (operator {layer.index}) uses {layer.padding} padding, "
-                "which our SAME-padded model cannot reproduce"
+                f"which our {'symmetric' if symmetric else 'SAME'}-padded model cannot reproduce"
             )
         if act is not None:
             theirs = _effective_activation(layer, users)
@@ -695,6 +707,7 @@ def _check_layers(model: TFLiteModel, net: nn.Module) -> None:
                     f"{model.path}: {name} (operator {layer.index}) is followed by {theirs}; "
                     f"our model applies {act}"
                 )
+    return "symmetric" if symmetric else "same"
 
 
 def _family(model: TFLiteModel) -> str:
@@ -719,7 +732,7 @@ def _identify(model: TFLiteModel) -> None:
             net = _build(arch, kwargs, model.num_classes, device="meta")
             if not _matches(model, net):
                 continue
-            _check_layers(model, net)
+            model.padding = _check_layers(model, net)
             model.arch, model.arch_kwargs = arch, kwargs
             model.version = {"MobileNetV1": "v1", "MobileNetV2": "v2", "MobileNetV3": "v3"}[arch]
             model.width = float(kwargs.get("width", kwargs.get("depth_multiplier")))
@@ -750,6 +763,14 @@ def _read_labels(path: Path, num_classes: int) -> list[str] | None:
     return labels if len(labels) == num_classes else None
 
 
+def _our_metadata(path: Path) -> dict[str, Any]:
+    try:
+        from ..runtimes.litert import read_metadata
+    except ImportError:  # the runtime layer is not importable: a foreign file's conventions apply
+        return {}
+    return read_metadata(path) or {}
+
+
 def load_tflite(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Our float model with the weights of a TFLite MobileNet classifier.
 
@@ -759,7 +780,8 @@ def load_tflite(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     ``version``, ``width``, ``config``/``minimal`` (V3), ``model_name``,
     ``resolution``, ``num_classes``, ``preprocess`` (a :class:`Preprocess`:
     central 87.5% crop, bilinear resize, ``(x - 128) / 128``), ``labels``
-    (from ``imagenet_labels.txt`` beside the file, or None), ``input``
+    (from ``imagenet_labels.txt`` beside the file, or None; a file written by
+    ``mobilenet export`` gives its own preprocessing and labels), ``input``
     (the file's input tensor: dtype, scale, zero point), ``source`` and
     ``graph`` (the :class:`TFLiteModel` read). ``model.pretrained_cfg`` gets
     the preprocessing and labels, so ``save_weights`` keeps them.
@@ -777,9 +799,9 @@ def _load_tflite(path: Path) -> tuple[nn.Module, dict[str, Any]]:
 
     graph = _read_tflite(path)
     if graph.model_name is not None:
-        net = create_model(graph.model_name, num_classes=graph.num_classes, padding="same")
+        net = create_model(graph.model_name, num_classes=graph.num_classes, padding=graph.padding)
     else:
-        net = _build(graph.arch, graph.arch_kwargs, graph.num_classes)
+        net = _build(graph.arch, graph.arch_kwargs, graph.num_classes, padding=graph.padding)
     modules = dict(net.named_modules())
     with torch.no_grad():
         for (name, module, _), layer in zip(_weighted_modules(net), graph.weighted):
@@ -801,6 +823,11 @@ def _load_tflite(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     check_finite(net.state_dict(), graph.path)
     preprocess = graph.preprocess()
     labels = _read_labels(graph.path, graph.num_classes)
+    ours = _our_metadata(graph.path)  # a file `mobilenet export` wrote says what it was made with
+    if ours.get("preprocess"):
+        preprocess = type(preprocess).from_dict(ours["preprocess"])
+    if ours.get("labels") and len(ours["labels"]) == graph.num_classes:
+        labels = ours["labels"]
     net.pretrained_cfg = {"preprocess": preprocess.to_dict(), "labels": labels, "source": str(graph.path)}
     info = {
         "version": graph.version,
