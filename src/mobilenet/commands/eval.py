@@ -17,10 +17,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Evaluate weights (our .safetensors, a run folder, a .tflite file, or a file from `mobilenet export` / `quantize`: .onnx, .pte, .pt2, TorchScript, OpenVINO .xml, run in its own runtime) on --data: digits, "
         "cifar10, cifar100 (their held-out split), a folder with val/, a folder of class folders, or with "
         "--labels-from-filenames a flat folder of <class>_<anything>.<ext> files (ImageNet's <wnid>_<name>.JPEG; "
-        "classes are the sorted prefixes; a model with one extra 'background' output first is handled).",
+        "classes are the sorted prefixes; a model with one extra 'background' output first is handled). "
+        "A detector reports COCO box AP (pycocotools) on --data laid out as COCO (annotations/instances_val2017.json, "
+        "images/val2017/); a segmentation model mean and per-class IoU on images/val2017/ with class-index masks "
+        "(masks_voc/val2017/ or --masks, classes_voc.txt).",
     )
-    p.add_argument("--weights", required=True, metavar="W", help=".safetensors, run folder, .tflite, or .onnx/.pte/.pt2/.ts/.xml")
+    p.add_argument("--weights", metavar="W", help=".safetensors, run folder, .tflite, or .onnx/.pte/.pt2/.ts/.xml; "
+                   "with --model also a torchvision checkpoint of that model")
+    p.add_argument("--model", metavar="NAME", help="the registered model a foreign checkpoint (--weights) holds, or "
+                   "whose official weights --pretrained loads")
+    p.add_argument("--pretrained", nargs="?", const=True, metavar="TAG",
+                   help="evaluate --model's official weights (the default ones, or --pretrained=TAG)")
     p.add_argument("--data", required=True, metavar="D", help="digits, cifar10, cifar100, or a folder")
+    p.add_argument("--masks", metavar="DIR", help="segmentation: the masks folder inside --data (default masks/, "
+                   "else masks_voc/, else the only masks_*/)")
+    p.add_argument("--resolution", type=int, metavar="PX", help="segmentation: short side images are resized to "
+                   "(default: the weights' own)")
     p.add_argument("--labels-from-filenames", action="store_true",
                    help="flat folder: the class of a file is its name up to the first '_'")
     p.add_argument("--split", choices=("val", "train", "all"), default="val",
@@ -38,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_any(weights: str):
+def load_any(weights: str, model_name: str | None = None):
     from ..train.build import load_pretrained_model
 
     path = Path(weights)
@@ -50,7 +62,7 @@ def load_any(weights: str):
 
     if owner(path) is not None:  # exported or int8 files run in their own runtime
         return load_artifact(path).as_module(), path
-    return load_pretrained_model(str(path)), path
+    return load_pretrained_model(str(path), model_name), path
 
 
 def items_for(args: argparse.Namespace):
@@ -106,7 +118,21 @@ def _run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(cpu_threads(0))  # the idle cores: see docs/training.md
     try:
-        model, path = load_any(args.weights)
+        if args.weights and args.pretrained:
+            raise CommandError("give --weights W or --model NAME --pretrained, not both")
+        if args.weights:
+            model, path = load_any(args.weights, args.model)
+        elif args.model and args.pretrained:
+            from ..registry import create_model
+
+            model, path = create_model(args.model, pretrained=args.pretrained).eval(), Path(args.model)
+        else:
+            raise CommandError("give --weights W (or --model NAME --pretrained[=TAG])")
+        from ..train.dense_eval import dense_task
+
+        task = dense_task(model)
+        if task is not None:
+            return _run_dense(args, model, path, task)
         progress.step(f"reading {args.data}")
         items, classes = items_for(args)
         pre = Preprocess.from_dict((getattr(model, "pretrained_cfg", None) or {}).get("preprocess") or {})
@@ -138,6 +164,47 @@ def _run(args: argparse.Namespace) -> int:
         print(f"mobilenet eval: {'error' if asked else 'note'}: {png_error} (the results above are complete)",
               file=sys.stderr)
         return 2 if asked else 0
+    return 0
+
+
+def _run_dense(args: argparse.Namespace, model, path: Path, task: str) -> int:
+    """COCO box AP of a detector, mean and per-class IoU of a segmentation model."""
+    from ..train.data import DataError
+    from ..train import dense_eval
+
+    if args.split not in dense_eval.SPLITS:
+        raise CommandError(f"--split {args.split}: a {task} model is evaluated on val or train")
+    if args.confusion:
+        raise CommandError("--confusion is for classifiers")
+    show = not (args.json or args.quiet)
+    try:
+        if task == "detection":
+            out = dense_eval.evaluate_detection(model, args.data, args.split, args.batch_size, progress=show)
+        else:
+            out = dense_eval.evaluate_segmentation(model, args.data, args.split, args.masks, args.resolution,
+                                                   progress=show)
+    except (DataError, ValueError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    out.update(weights=str(path), data=args.data, split=args.split)
+    if args.json:
+        print_json(out)
+        return 0
+    if task == "detection":
+        cols = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+        print(format_table([{"weights": path.name, "data": args.data, "images": out["images"],
+                             **{c: round(out[c], 4) for c in cols}, "images/s": round(out["images_per_s"], 1)}],
+                           ["weights", "data", "images", *cols, "images/s"]))
+        print(f"\nCOCO box AP (pycocotools COCOeval) on {out['annotations']}: {out['detections']} detections; "
+              "APs/APm/APl: small/medium/large objects (0 where the split has none)")
+        return 0
+    print(format_table([{"weights": path.name, "data": args.data, "images": out["images"], "px": out["resolution"],
+                         "mIoU": round(out["miou"] or 0.0, 4), "pixel acc": round(out["pixel_accuracy"] or 0.0, 4),
+                         "images/s": round(out["images_per_s"], 1)}],
+                       ["weights", "data", "images", "px", "mIoU", "pixel acc", "images/s"]))
+    print(f"\nper-class IoU ({out['classes_present']} classes present in the masks or the predictions; the mean is "
+          "over them):")
+    print(format_table([{"class": c, "IoU": None if v is None else round(v, 4)} for c, v in out["per_class_iou"].items()],
+                       ["class", "IoU"]))
     return 0
 
 

@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(`mobilenet info --weights` lists the tags)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to show (default: 5)")
     p.add_argument("--out", metavar="DIR", help="detectors: write each image with its boxes and labels drawn "
-                   "as DIR/<name>_boxes.png (an existing file is not overwritten)")
+                   "as DIR/<name>_boxes.png; segmentation models: with the coloured mask blended over it as "
+                   "DIR/<name>_mask.png (an existing file is not overwritten)")
     p.add_argument("--score-min", type=float, default=0.3, metavar="S",
                    help="detectors: show detections scoring at least S (default: 0.3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -74,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
 
         if is_detector(model):
             return run_detection(model, images, args)
+        from ..train.dense_eval import dense_task
+
+        if dense_task(model) == "segmentation":
+            return run_segmentation(model, names, args)
         results = classify(model, pictures, k=args.top)
     except (ImageError, WeightsError, ValueError, TypeError) as exc:
         raise CommandError(str(exc)) from None
@@ -90,6 +95,47 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows, ["image", "rank", "probability", "class", "label"], {"class": "index"}))
     if len(names) < len(images):
         print(f"\n{len(images) - len(names)} of {len(images)} files skipped: not images (see stderr)")
+    return 0
+
+
+def _outputs(args: argparse.Namespace, images: list[str], suffix: str) -> list[Path]:
+    """``--out DIR``'s files, one per image; refused before any work if one would be overwritten."""
+    from ..files import check_writable_dir
+
+    if not args.out:
+        return []
+    try:
+        folder = check_writable_dir(args.out, "--out")
+    except OSError as exc:
+        raise CommandError(str(exc)) from None
+    outputs = [folder / f"{Path(p).stem}_{suffix}.png" for p in images]
+    taken = [str(o) for o in outputs if o.exists()]
+    if taken or len(set(outputs)) < len(outputs):
+        raise CommandError(f"--out: {', '.join(taken) or 'two images share a name'} would be overwritten; "
+                           "choose another folder or move them")
+    return outputs
+
+
+def run_segmentation(model, images: list[str], args: argparse.Namespace) -> int:
+    """The classes found in each image (share of its pixels); with ``--out``, the mask drawn on it."""
+    from ..segmentation.overlay import draw, segment
+
+    outputs = _outputs(args, images, "mask")
+    results = segment(model, images)
+    if outputs:
+        results = [r.__class__(r.image, r.size, r.shares, str(draw(p, r, o)), r.mask)
+                   for p, r, o in zip(images, results, outputs)]
+    if args.json:
+        print_json([r.to_dict() for r in results])
+        return 0
+    rows = []
+    for r in results:
+        for i, (name, share) in enumerate(list(r.shares.items())[: args.top]):
+            rows.append({"image": r.image if i == 0 else "", "class": name, "pixels": f"{share:.1%}"})
+    print(format_table(rows, ["image", "class", "pixels"]))
+    for r in results:
+        if r.drawn:
+            print(f"wrote {r.drawn}")
     return 0
 
 

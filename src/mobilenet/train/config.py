@@ -37,6 +37,7 @@ OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 AMP = ("auto", "bf16", "fp16", "none")
 AUTO_AUGMENT = ("imagenet", "cifar10", "svhn")
+TASKS = ("classification", "detection", "segmentation")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,16 @@ class TrainConfig:
     """Everything a run needs; saved as ``config.yaml`` in the run folder."""
 
     # -- what to train on --------------------------------------------------------
-    model: str = _f("mobilenet_v3_small_050", "registered model name (mobilenet info lists them)")
+    task: str = _f("classification", "classification, detection (COCO-JSON data) or segmentation (images + "
+                   "class-index masks); see docs/dense.md", choices=TASKS)
+    model: str = _f("mobilenet_v3_small_050", "registered model name (mobilenet info lists them; detection: "
+                    "ssdlite320_mobilenet_v3_small, segmentation: lraspp_mobilenet_v3_small by default)")
+    backbone: str | None = _f(None, "dense models: the backbone of a generic head (--model lraspp or deeplabv3), "
+                              "e.g. mobilenet_v2_100")
+    pretrained_backbone: str | None = _f(None, "dense models: ImageNet classifier weights for the backbone (a tag, "
+                                         "our .safetensors or a .tflite); the head starts fresh")
+    masks: str | None = _f(None, "segmentation: the masks folder inside --data (default masks/, else masks_voc/, "
+                           "else the only masks_*/)")
     data: str = _f("digits", "digits (scikit-learn, built in), cifar10, cifar100, or an image folder")
     data_root: str | None = _f(None, "where cifar10/cifar100 are (down)loaded (default ~/.cache/mobilenet/data)")
     val_split: float = _f(0.2, "held-out fraction when the data has no val/ split (seeded)", above=0.0, below=1.0)
@@ -115,6 +125,10 @@ class TrainConfig:
             raise ConfigError("crop_scale", f"must be two numbers 0 < min <= max <= 1, got {self.crop_scale}")
         if self.name is not None:
             check_name(self.name)
+        if self.task == "classification":
+            for dense_only in ("backbone", "pretrained_backbone", "masks"):
+                if getattr(self, dense_only) is not None:
+                    raise ConfigError(dense_only, "is an option of --task detection or segmentation")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -275,6 +289,9 @@ def _finetune(model: str) -> dict[str, Any]:
                 crop_scale=(0.25, 1.0), ema_decay=0.0, bn_momentum=None)
 
 
+# The model a dense task trains when --model is not given.
+DENSE_MODELS = {"detection": "ssdlite320_mobilenet_v3_small", "segmentation": "lraspp_mobilenet_v3_small"}
+
 RECIPES = {"quick": _quick, "paper": _paper, "torchvision": _torchvision, "finetune": _finetune}
 
 
@@ -324,10 +341,17 @@ def resolve_config(cli: dict[str, Any] | None = None, file: dict[str, Any] | Non
     file = check_keys(dict(file or {}), "config file")
     chosen = {**file, **cli}
     recipe = chosen.get("recipe", TrainConfig.recipe)
-    model = chosen.get("model", TrainConfig.model)
-    if recipe not in RECIPES:
-        raise ConfigError("recipe", f"must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    values = {**RECIPES[recipe](model), **chosen}
+    task = chosen.get("task", TrainConfig.task)
+    if task in DENSE_MODELS:
+        from .recipes_dense import dense_recipe
+
+        model = chosen.setdefault("model", DENSE_MODELS[task])
+        values = {**dense_recipe(task, recipe), **chosen}
+    else:
+        model = chosen.get("model", TrainConfig.model)
+        if recipe not in RECIPES:
+            raise ConfigError("recipe", f"must be one of {', '.join(RECIPES)}, got {recipe!r}")
+        values = {**RECIPES[recipe](model), **chosen}
     if "lr" in chosen and "lr_batch" not in chosen:
         values["lr_batch"] = None
     return TrainConfig(**values)

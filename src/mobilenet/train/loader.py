@@ -88,10 +88,11 @@ def collate(batch: list):
     return images, labels
 
 
-def loader(dataset: Dataset, *, batch_size: int, sampler: Sampler, workers: int, drop_last: bool = False) -> DataLoader:
+def loader(dataset: Dataset, *, batch_size: int, sampler: Sampler, workers: int, drop_last: bool = False,
+           collate_fn=collate) -> DataLoader:
     # Its own generator: making an iterator must not draw from the global RNG, which
     # belongs to the model (dropout), or a resumed run would drift from an uninterrupted one.
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate_fn,
                       drop_last=drop_last, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
                       generator=torch.Generator())
 

@@ -76,6 +76,11 @@ class Trainer:
         self.rundir: RunDir | None = None  # the locked folder (rank 0)
         self._last_save: int | None = None  # step of the newest good state on disk
         self._saved_at = time.monotonic()
+        self.task = None  # classification; a dense task object (.dense) for --task detection|segmentation
+        if cfg.task != "classification":
+            from .dense import make_task
+
+            self.task = make_task(cfg)
 
     def log(self, msg: str) -> None:
         if self.ctx.main:
@@ -109,6 +114,8 @@ class Trainer:
     def _prepare(self) -> None:
         cfg, ctx = self.cfg, self.ctx
         torch.manual_seed(cfg.seed)
+        if self.task is not None:
+            return self._prepare_dense()
         pre_side = (cfg.resolution or 224) * 8 // 7 + 1  # covers crop_pct down to 0.875
         self.data: DataSplit = load_data(cfg.data, val_split=cfg.val_split, seed=cfg.seed, root=cfg.data_root,
                                          strict=cfg.strict, cache_side=pre_side, log=self.log)
@@ -145,22 +152,55 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and ctx.world > 1:
             model = D.convert_sync_bn(model, ctx.device)
+        self._prepare_training(model, pre)
+
+    def _prepare_dense(self) -> None:
+        """The dense task's data, model and datasets; the rest as for a classifier."""
+        cfg, ctx, task = self.cfg, self.ctx, self.task
+        self.data = task.load_data(self.log)
+        model, pre = task.build_model(self.data)
+        self.cfg = cfg = dataclasses.replace(cfg, resolution=pre.resolution, crop_pct=pre.crop_pct)
+        model = model.to(ctx.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and ctx.world > 1:
+            model = D.convert_sync_bn(model, ctx.device)
+        self.pre = pre
+        self._prepare_training(model, pre)
+        if not self.resume:  # a resumed run's weights come from its state
+            with torch.random.fork_rng(devices=[]):
+                used = task.calibrate(model, self.train_set, ctx.device)
+            if used:
+                self.log(f"pretrained backbone: BatchNorm statistics measured on {used} training images")
+
+    def _prepare_training(self, model: nn.Module, pre) -> None:
+        """Loaders, optimizer, schedule, EMA, scaler, resumed state, DDP: the same for every task."""
+        cfg, ctx, task = self.cfg, self.ctx, self.task
         self.model, self.pre = model, pre
         self.amp = amp_dtype(cfg.amp, ctx.device)
         if cfg.batch_size % ctx.world:
             raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {ctx.world} processes")
         self.local_batch = cfg.batch_size // ctx.world
-        train_set = Augmented(self.data.train, train_transform(cfg, pre, self.data.hflip), seed=cfg.seed)
+        if task is None:
+            train_set = Augmented(self.data.train, train_transform(cfg, pre, self.data.hflip), seed=cfg.seed)
+        else:
+            train_set = task.train_set(self.data, pre)
         self.sampler = ResumableSampler(train_set, world=ctx.world, rank=ctx.rank, seed=cfg.seed)
         drop_last = len(self.sampler) >= self.local_batch
         self.train_set = train_set
         self.train_loader = loader(train_set, batch_size=self.local_batch, sampler=self.sampler, workers=cfg.workers,
-                                   drop_last=drop_last)
+                                   drop_last=drop_last, **({"collate_fn": task.collate} if task else {}))
         n = len(self.sampler)
         self.steps_per_epoch = n // self.local_batch if drop_last else -(-n // self.local_batch)
-        val_set = EvalDataset(self.data.val, pre.transform())
-        self.val_loader = loader(val_set, batch_size=self.local_batch * 2, workers=cfg.workers,
-                                 sampler=ShardSampler(len(val_set), ctx.world, ctx.rank))
+        if task is None:
+            val_set = EvalDataset(self.data.val, pre.transform())
+            self.val_loader = loader(val_set, batch_size=self.local_batch * 2, workers=cfg.workers,
+                                     sampler=ShardSampler(len(val_set), ctx.world, ctx.rank))
+        else:
+            val_set = task.val_set(self.data, pre)
+            self.val_loader = loader(val_set, batch_size=task.val_batch, workers=cfg.workers,
+                                     sampler=ShardSampler(len(val_set), ctx.world, ctx.rank),
+                                     collate_fn=task.val_collate)
         self.optimizer = make_optimizer(model, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.ema = None
@@ -284,9 +324,15 @@ class Trainer:
             D.teardown(self.ctx)
 
     def _write_metrics(self) -> None:
-        history = self.pos.history
-        write_metrics(self.run_dir / "metrics.csv", history)
-        plot_curves(self.run_dir / "curves.png", history, f"{self.cfg.model} on {self.data.source}")
+        history, task = self.pos.history, self.task
+        title = f"{self.cfg.model} on {self.data.source}"
+        if task is None:
+            write_metrics(self.run_dir / "metrics.csv", history)
+            plot_curves(self.run_dir / "curves.png", history, title)
+        else:
+            write_metrics(self.run_dir / "metrics.csv", history, task.columns)
+            plot_curves(self.run_dir / "curves.png", history, title, metric=(task.metric, f"val {task.metric_label}"),
+                        train_metric="train_acc" if "train_acc" in task.columns else None, ylabel=task.metric_label)
 
     def _epochs(self) -> bool:
         cfg, p = self.cfg, self.pos
@@ -344,14 +390,21 @@ class Trainer:
             bar.close()
         return False
 
-    def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
+    def _step(self, images, labels) -> tuple[float, float]:
         cfg, dev = self.cfg, self.ctx.device
-        images, labels = images.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
-        if cfg.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        if isinstance(labels, list):  # detection: one target dict per image
+            images = [im.to(dev, non_blocking=True) for im in images]
+            labels = [{k: v.to(dev, non_blocking=True) for k, v in t.items()} for t in labels]
+        else:
+            images, labels = images.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
+            if cfg.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
-            logits = self.net(images)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+            if self.task is not None:
+                loss, hits = self.task.loss(self.net, images, labels)
+            else:
+                logits = self.net(images)
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg.clip_grad > 0:
@@ -362,7 +415,9 @@ class Trainer:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return loss.item(), int((logits.argmax(1) == labels).sum())
+        if self.task is None:
+            hits = int((logits.argmax(1) == labels).sum())
+        return loss.item(), hits
 
     def _end_epoch(self) -> None:
         cfg, ctx, p = self.cfg, self.ctx, self.pos
@@ -370,6 +425,8 @@ class Trainer:
         seconds /= ctx.world
         val = self.validate()
         elapsed = (p.history[-1]["elapsed_s"] if p.history else 0.0) + seconds
+        if self.task is not None:
+            return self._end_dense_epoch(val, loss_sum, correct, seen, seconds, elapsed)
         row = {"epoch": p.epoch + 1, "step": p.step, "lr": self.optimizer.param_groups[0]["lr"],
                "train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen),
                "val_loss": val.loss, "val_acc": val.acc, "val_top5": val.acc5,
@@ -382,10 +439,28 @@ class Trainer:
             self._write_metrics()
         self.save()
 
+    def _end_dense_epoch(self, val: dict[str, Any], loss_sum: float, correct: float, seen: float, seconds: float,
+                         elapsed: float) -> None:
+        cfg, ctx, p = self.cfg, self.ctx, self.pos
+        row = {"epoch": p.epoch + 1, "step": p.step, "lr": self.optimizer.param_groups[0]["lr"],
+               "train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen), **val,
+               "images_per_s": seen / max(seconds, 1e-9), "elapsed_s": elapsed}
+        p.history.append(row)
+        p.epoch, p.batch, p.sums = p.epoch + 1, 0, (0.0, 0.0, 0.0, 0.0)
+        self.log(f"epoch {row['epoch']}/{cfg.epochs}  {self.task.log_line(row)}  {row['images_per_s']:.1f} img/s")
+        if ctx.main and self.run_dir is not None:
+            self._write_metrics()
+        self.save()
+
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
-    def validate(self) -> Tally:
+    def validate(self) -> Tally | dict[str, Any]:
+        if self.task is not None:
+            result = self.task.validate(self.eval_model(), self.val_loader, self.ctx, self.data)
+            if self.cfg.freeze_bn:
+                freeze_batchnorm(self.model)
+            return result
         t = tally(self.eval_model(), self.val_loader, len(self.data.classes), device=self.ctx.device, amp=self.amp,
                   channels_last=self.cfg.channels_last)
         t.merge(D.all_sum(self.ctx, t.sums()))
@@ -424,9 +499,11 @@ class Trainer:
                 save_qat(final, self.run_dir / "int8.pt2", preprocess=self.pre, labels=self.data.classes)
                 files.insert(0, "int8.pt2")
             elif hasattr(final, "arch_args") and not interrupted:
+                metric = self.task.metric if self.task is not None else "val_acc"
                 save_weights(final, self.run_dir / WEIGHTS_FILE, preprocess=self.pre, labels=self.data.classes,
                              training={"recipe": cfg.recipe, "data": self.data.source, "epochs": p.epoch,
-                                       "val_top1": p.history[-1]["val_acc"] if p.history else None})
+                                       ("val_top1" if metric == "val_acc" else metric):
+                                           p.history[-1][metric] if p.history else None})
                 files.insert(0, WEIGHTS_FILE)
         ips = [r["images_per_s"] for r in p.history]
         s = {
@@ -442,6 +519,8 @@ class Trainer:
             "device": str(ctx.device), "layout": "channels_last" if cfg.channels_last else "contiguous", "threads": torch.get_num_threads(),
             "amp": str(self.amp).replace("torch.", "") if self.amp else "fp32", "allocator": allocator(),
             "run_dir": str(self.run_dir) if self.run_dir else None, "files": files,
+            "task": cfg.task, "metric": self.task.metric if self.task is not None else "val_acc",
+            "metric_label": self.task.metric_label if self.task is not None else "top-1",
         }
         s["lines"] = summary_lines(s)
         return s
