@@ -61,9 +61,14 @@ class LiteRTRuntime(Runtime):
     description = "LiteRT (.tflite)"
 
     def owns(self, path: Path) -> bool:
-        with open(path, "rb") as f:
-            head = f.read(8)
-        return path.suffix.lower() == self.suffix and self.detect(path, head)
+        if path.suffix.lower() != self.suffix:
+            return False
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+        except OSError:  # not there (yet): a .tflite is Google's weights unless it says it is ours
+            return False
+        return self.detect(path, head)
 
     def detect(self, path: Path, head: bytes) -> bool:
         # Google's .tflite files are imported as our models (`mobilenet import-tflite`),
