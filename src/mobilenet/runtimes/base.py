@@ -56,6 +56,7 @@ class Runtime:
     suffix_required: bool = False  # its writer names companion files after the suffix (OpenVINO's .xml + .bin)
     extra: str | None = None  # pip extra that installs `requires`
     requires: tuple[str, ...] = ()  # Python modules it needs
+    write_requires: tuple[str, ...] = ()  # and those only writing a file needs (a converter)
     order: int = 100  # where it is listed
     exportable: bool = True  # `mobilenet export --format` writes it
     benchable: bool = True  # `mobilenet bench --runtime` runs it
@@ -82,6 +83,10 @@ class Runtime:
         except MissingExtra:
             return False
         return True
+
+    def writable(self) -> bool:
+        """Whether this machine can write this runtime's files (runtime and converter installed)."""
+        return self.installed() and all(importlib.util.find_spec(m) is not None for m in self.write_requires)
 
     def unsupported(self, *, int8: bool = False, precision: str = "fp32") -> str | None:
         """Why this runtime cannot honour the request, or ``None`` when it can."""

@@ -58,6 +58,7 @@ class LiteRTRuntime(Runtime):
     int8_backend = "litert"
     layout = "NHWC in (XNNPACK)"
     plain_exporter = "litert_torch.convert"
+    write_requires = ("litert_torch",)
     description = "LiteRT (.tflite)"
 
     def owns(self, path: Path) -> bool:
