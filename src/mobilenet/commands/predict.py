@@ -142,21 +142,10 @@ def run_segmentation(model, images: list[str], args: argparse.Namespace) -> int:
 def run_detection(model, images: list[str], args: argparse.Namespace) -> int:
     """Boxes, scores and labels per image; with ``--out``, the pictures with them drawn."""
     from ..detection.predict import DetectionResult, detect, draw
-    from ..files import check_writable_dir
 
     if not 0.0 <= args.score_min <= 1.0:
         raise CommandError(f"--score-min {args.score_min}: give a score in [0, 1]")
-    outputs = []
-    if args.out:
-        try:
-            folder = check_writable_dir(args.out, "--out")
-        except OSError as exc:
-            raise CommandError(str(exc)) from None
-        outputs = [folder / f"{Path(p).stem}_boxes.png" for p in images]
-        taken = [str(o) for o in outputs if o.exists()]
-        if taken or len(set(outputs)) < len(outputs):
-            raise CommandError(f"--out: {', '.join(taken) or 'two images share a name'} would be overwritten; "
-                               "choose another folder or move them")
+    outputs = _outputs(args, images, "boxes")
     results = detect(model, images, args.score_min)
     if outputs:
         results = [DetectionResult(r.image, r.detections, str(draw(p, r, o)))

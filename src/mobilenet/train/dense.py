@@ -153,6 +153,22 @@ def calibrate_batchnorm(model: nn.Module, modules: list[nn.Module], forward: Cal
     return seen
 
 
+class _BackboneCalibration:
+    """What both tasks do before the first step (they differ in ``collate`` and ``_features``)."""
+
+    cfg: TrainConfig
+
+    def calibrate(self, model: nn.Module, train_set: Dataset, device: torch.device) -> int:
+        """A pretrained backbone's BatchNorm statistics, measured on (up to) 64 augmented
+        training samples (see :func:`calibrate_batchnorm`); nothing without one."""
+        if not self.cfg.pretrained_backbone:
+            return 0
+        modules = [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        n = min(64, len(train_set))
+        batches = [self.collate([train_set[i] for i in range(start, min(n, start + 8))]) for start in range(0, n, 8)]
+        return calibrate_batchnorm(model, modules, lambda b: self._features(model, b[0], device), batches)
+
+
 def make_task(cfg: TrainConfig) -> DetectionTask | SegmentationTask:
     return {"detection": DetectionTask, "segmentation": SegmentationTask}[cfg.task](cfg)
 
@@ -188,7 +204,7 @@ def coco_splits(root: str | os.PathLike):
     return train, val
 
 
-class DetectionTask:
+class DetectionTask(_BackboneCalibration):
     """SSDLite on COCO-JSON boxes; validation: COCO box AP (pycocotools' COCOeval)."""
 
     name = "detection"
@@ -197,16 +213,6 @@ class DetectionTask:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-
-    def calibrate(self, model: nn.Module, train_set: Dataset, device: torch.device) -> int:
-        """A pretrained backbone's BatchNorm statistics, measured on (up to) 64 augmented
-        training samples (see :func:`calibrate_batchnorm`); nothing without one."""
-        if not self.cfg.pretrained_backbone:
-            return 0
-        modules = [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        n = min(64, len(train_set))
-        batches = [self.collate([train_set[i] for i in range(start, min(n, start + 8))]) for start in range(0, n, 8)]
-        return calibrate_batchnorm(model, modules, lambda b: self._features(model, b[0], device), batches)
 
     def load_data(self, log: Callable[[str], None]) -> DenseData:
         from ..detection.evaluate import DetectionDataError
@@ -363,7 +369,7 @@ def load_segmentation(root: str | os.PathLike, masks: str | None, split: str, si
     return items, classes, str(splits[split][1])
 
 
-class SegmentationTask:
+class SegmentationTask(_BackboneCalibration):
     """A segmentation model on images + class-index masks; validation: mean IoU
     (:class:`mobilenet.segmentation.metrics.SegmentationMetrics`), 255 ignored."""
 
@@ -374,16 +380,6 @@ class SegmentationTask:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-
-    def calibrate(self, model: nn.Module, train_set: Dataset, device: torch.device) -> int:
-        """A pretrained backbone's BatchNorm statistics, measured on (up to) 64 augmented
-        training samples (see :func:`calibrate_batchnorm`); nothing without one."""
-        if not self.cfg.pretrained_backbone:
-            return 0
-        modules = [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        n = min(64, len(train_set))
-        batches = [self.collate([train_set[i] for i in range(start, min(n, start + 8))]) for start in range(0, n, 8)]
-        return calibrate_batchnorm(model, modules, lambda b: self._features(model, b[0], device), batches)
 
     def load_data(self, log: Callable[[str], None]) -> DenseData:
         cfg = self.cfg
