@@ -103,14 +103,9 @@ def key_table(model: nn.Module, fmt: str = "torchvision") -> dict[str, str]:
     """Our state-dict key -> the key in ``fmt``'s layout, for every tensor."""
     if fmt == "mobilenet":
         return {k: k for k in model.state_dict()}
-    table = module_table(model)
-    keys = {}
-    for key in model.state_dict():
-        module, leaf = key.rsplit(".", 1)
-        if module not in table:
-            raise ValueError(f"the torchvision SSDLite table has no entry for our {module!r}")
-        keys[key] = f"{table[module]}.{leaf}"
-    return keys
+    from ..weights.convert import keys_from_modules
+
+    return keys_from_modules(model, module_table(model), "the torchvision SSDLite table")
 
 
 def to_torchvision(model: nn.Module) -> dict[str, torch.Tensor]:

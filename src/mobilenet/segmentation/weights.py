@@ -89,14 +89,9 @@ def _head_table(model: SegmentationModel) -> dict[str, str]:
 
 def key_table(model: SegmentationModel) -> dict[str, str]:
     """Our state-dict key -> torchvision's, for every tensor of ``model``."""
-    table = {**_backbone_table(model), **_head_table(model)}
-    keys = {}
-    for key in model.state_dict():
-        module, leaf = key.rsplit(".", 1)
-        if module not in table:
-            raise ValueError(f"the torchvision key table has no entry for our {module!r}")
-        keys[key] = f"{table[module]}.{leaf}"
-    return keys
+    from ..weights.convert import keys_from_modules
+
+    return keys_from_modules(model, {**_backbone_table(model), **_head_table(model)}, "the torchvision key table")
 
 
 def to_torchvision(model: SegmentationModel) -> dict[str, torch.Tensor]:

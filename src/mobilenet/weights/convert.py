@@ -208,12 +208,17 @@ def key_table(model: nn.Module, fmt: Format) -> dict[str, str]:
     modules = {"torchvision": _module_table_torchvision, "timm": _module_table_timm}
     if fmt not in modules:
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(SIGNATURES)}")
-    table = modules[fmt](model)
+    return keys_from_modules(model, modules[fmt](model), f"the {fmt} key table")
+
+
+def keys_from_modules(model: nn.Module, table: dict[str, str], what: str) -> dict[str, str]:
+    """Every state-dict key of ``model`` renamed through ``table`` (our module -> theirs);
+    ``what`` names the table in the error for a module it lacks."""
     keys: dict[str, str] = {}
     for key in model.state_dict():
         module, leaf = key.rsplit(".", 1)
         if module not in table:
-            raise ValueError(f"the {fmt} key table has no entry for our {module!r}")
+            raise ValueError(f"{what} has no entry for our {module!r}")
         keys[key] = f"{table[module]}.{leaf}"
     return keys
 
