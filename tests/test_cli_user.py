@@ -268,19 +268,36 @@ def test_bench_picks_threads_from_load_and_flags_noise(monkeypatch, capsys):
     assert all(c["holds"] is None for c in data["claims"])
 
 
-def test_dependency_noise_is_dropped_and_nothing_else(caplog):
+def test_dependency_noise_is_dropped_and_nothing_else():
     import logging
 
     from mobilenet.quiet import dependency_noise
 
+    # A handler on the logger itself: once torch._logging has configured the "torch" loggers
+    # (any earlier test that exported or compiled), they stop propagating to the root logger
+    # that pytest's caplog listens on.
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
     log = logging.getLogger("torch.utils._pytree")
-    dependency_noise()
-    dependency_noise()  # idempotent
-    with caplog.at_level(logging.WARNING):
+    kept, level = Keep(), log.level
+    log.addHandler(kept)
+    log.setLevel(logging.WARNING)
+    try:
+        dependency_noise()
+        dependency_noise()  # idempotent
         log.warning("%s is an Enum subclass and is now natively supported by torch.compile as an opaque value type. "
                     "Calling register_constant() on Enum subclasses is deprecated", "<enum 'KernelPreference'>")
         log.warning("something else about pytrees")
-    assert [r.getMessage() for r in caplog.records] == ["something else about pytrees"]
+    finally:
+        log.removeHandler(kept)
+        log.setLevel(level)
+    assert kept.messages == ["something else about pytrees"]
 
 
 def test_torchao_import_is_quiet_under_the_cli():
