@@ -169,6 +169,15 @@ class _BackboneCalibration:
         return calibrate_batchnorm(model, modules, lambda b: self._features(model, b[0], device), batches)
 
 
+    @staticmethod
+    def freeze_backbone(model: nn.Module, frozen: bool) -> None:
+        """``--freeze-backbone``: the backbone's weights get no gradient (so its backward pass is
+        skipped) while ``frozen``; its BatchNorm layers stay as the rest of the model, normalising
+        with batch statistics in training, so a random backbone is treated as a pretrained one."""
+        for param in model.backbone.parameters():
+            param.requires_grad_(not frozen)
+
+
 def make_task(cfg: TrainConfig) -> DetectionTask | SegmentationTask:
     return {"detection": DetectionTask, "segmentation": SegmentationTask}[cfg.task](cfg)
 
