@@ -39,7 +39,11 @@ def model_preprocess(model: nn.Module) -> Preprocess:
     """The preprocessing a model's weights were trained with (224 px ImageNet defaults
     when it carries none)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
-    return Preprocess.from_dict(cfg["preprocess"]) if cfg.get("preprocess") else Preprocess()
+    if cfg.get("preprocess"):
+        return Preprocess.from_dict(cfg["preprocess"])
+    if getattr(model, "task", None) == "segmentation":  # torchvision's SemanticSegmentation preset
+        return Preprocess(resolution=520, crop_pct=1.0, crop_mode="resize")
+    return Preprocess()
 
 
 def example_batch(model: nn.Module, resolution: int | None = None, batch: int = 2) -> torch.Tensor:
@@ -72,6 +76,10 @@ def calibration_batches(
         from .. import progress
 
         files = find_images(folder)
+        if preprocess.crop_mode == "resize":  # a batch has one size: segmentation images cropped square here
+            from dataclasses import replace
+
+            preprocess = replace(preprocess, crop_mode="resize_crop", crop_pct=1.0)
         transform = preprocess.transform()
         images, skipped = [], 0
         advance = progress.counter(min(limit, len(files)), f"read images from {folder}")
