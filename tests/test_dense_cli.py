@@ -160,3 +160,57 @@ def test_segmentation_file_in_eval_and_predict(fmt, coco_slice, tmp_path, capsys
     from PIL import Image
 
     assert Image.open(result["drawn"]).size == Image.open(photo).size and result["classes"]
+
+
+# -- bench: ours vs torchvision on dense models ---------------------------------------------
+@pytest.mark.parametrize("name", ["ssdlite320_mobilenet_v3_large", "lraspp_mobilenet_v3_large"])
+def test_bench_dense_peers_hold_the_same_weights(name):
+    """The comparison times the same computation: ours holds torchvision's initialisation, and
+    both give the same detections / logits on the benchmark's input."""
+    import torch
+
+    from mobilenet.bench import dense
+
+    ours, theirs = dense.our_model(name), dense.torchvision_model(name)
+    x = dense.example(name, 1, 320 if "ssd" in name else 256)
+    a, b = dense.eager_call(name, ours, x)(), dense.eager_call(name, theirs, x)()
+    if dense.task_of(name) == "detection":
+        a, b = a[0], b[0]
+        assert len(a["boxes"]) > 10 and torch.equal(a["labels"], b["labels"])
+        assert torch.allclose(a["boxes"], b["boxes"], atol=1e-3) and torch.allclose(a["scores"], b["scores"], atol=1e-5)
+    else:
+        assert a.shape == b["out"].shape == (1, 21, 256, 256)
+        assert torch.allclose(a, b["out"], atol=1e-4 * float(a.abs().max()))
+
+
+def test_bench_cli_compares_a_detector_with_torchvision(capsys):
+    assert main(["bench", "ssdlite320_mobilenet_v3_large", "--compare", "torchvision", "--threads", "1",
+                 "--min-time", "0.05", "--max-time", "0.3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["source"]: r for r in out["results"]}
+    assert set(rows) == {"ours", "torchvision"} and all(r["error"] is None for r in rows.values())
+    assert rows["ours"]["resolution"] == 320 and rows["torchvision"]["impl"] == "ssdlite320_mobilenet_v3_large"
+    assert rows["torchvision"]["ratio"] == pytest.approx(rows["ours"]["median_ms"] / rows["torchvision"]["median_ms"])
+    # what cannot run is a row saying why, not a crash
+    assert main(["bench", "ssdlite320_mobilenet_v3_large", "--runtime", "channels_last", "--compare", "none",
+                 "--threads", "1", "--min-time", "0.05", "--max-time", "0.1", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["results"]
+    assert "eager or onnxruntime" in row["error"]
+
+
+def test_bench_docs_writes_the_dense_section():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_docs", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_docs.py")
+    docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docs)
+    row = dict(model="ssdlite320_mobilenet_v3_large", runtime="onnxruntime", batch=1, resolution=320, iqr_ms=1.0,
+               images_per_s=16.0, error=None, task="inference", precision="fp32")
+    data = {"results": [dict(row, source="ours", median_ms=62.0, ratio=None, note="mobilenet.detection.export"),
+                        dict(row, source="torchvision", median_ms=310.0, ratio=0.2, note="torch.onnx.export")]}
+    text = "\n".join(docs.dense_section(data))
+    assert "## Detection and segmentation, ours vs torchvision" in text
+    assert "| ssdlite320_mobilenet_v3_large | onnxruntime | 1 | 320 | 62 (1) | 16.0 | 310 (1) | 0.200 |" in text
+    assert docs.dense_section({"results": [dict(row, model="mobilenet_v2_100", source="ours", median_ms=1.0)]}) == []
