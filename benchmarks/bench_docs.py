@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["mobilenet_v1_100", "mobilenet_v2_100", "mobilenet_v3_large_100", "mobilenet_v3_small_100"]
-RUNTIMES = ["eager", "channels_last", "onnxruntime", "executorch"]
+RUNTIMES = ["eager", "channels_last", "onnxruntime", "executorch", "openvino"]
 # Detection and segmentation beside torchvision's same model with the same weights (mobilenet.bench.dense)
 DENSE = ["ssdlite320_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
 DENSE_RUNTIMES = ["eager", "onnxruntime"]
@@ -105,13 +105,13 @@ def render(data: dict, charts: list[str]) -> str:
         f"- threads: {m['threads']} (every runtime); allocator: {m['allocator']}",
         f"- theoretical peak ({peak['cores']} cores): fp32 **{peak['fp32_gmacs']:.0f} GMAC/s**, int8 "
         f"**{peak['int8_gmacs'] or 0:.0f} GMAC/s** ({peak['basis']})",
-        "- layout: eager = NCHW; channels_last and compile = channels_last; ONNX Runtime and ExecuTorch take",
-        "  NCHW and use their own blocked / NHWC layouts inside",
+        "- layout: eager = NCHW; channels_last and compile = channels_last; ONNX Runtime, ExecuTorch and OpenVINO",
+        "  take NCHW and use their own blocked / NHWC layouts inside; OpenVINO fp32 runs with the f32 precision hint",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         "",
     ]
     if rows:
-        lines += ["## Claims of issue 6", "", "| check | model | batch | value | target | holds | compared |",
+        lines += ["## Claims of issues 6 and 14", "", "| check | model | batch | value | target | holds | compared |",
                   "|---|---|---:|---:|---|---|---|"]
     for c in data["claims"] if rows else []:
         if _is_dense(c):

@@ -4,6 +4,8 @@ dynamic batch dimension and the metadata every written file carries."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -117,7 +119,8 @@ def artifact_metadata(model: nn.Module, *, fmt: str, int8: bool, backend: str | 
         "arch": getattr(model, "arch", type(model).__name__) if hasattr(model, "arch_args") else None,
         "arch_args": getattr(model, "arch_args", None),
         "num_classes": getattr(model, "num_classes", None),
-        "preprocess": model_preprocess(model).to_dict(),
+        # The file takes `resolution` px images: its preprocessing says so, whatever the weights came with.
+        "preprocess": dataclasses.replace(model_preprocess(model), resolution=resolution).to_dict(),
         "labels": cfg.get("labels"),
         "int8": int8,
         "backend": backend,
