@@ -122,7 +122,7 @@ class MobileMQA(nn.Module):
     so that an exported graph needs one transpose per block: the key conv's output is
     already K^T, and ONNX Runtime folds the query's and value's transposes into its
     matmuls. ``scaled_dot_product_attention`` over several heads is what LiteRT's
-    converter gets wrong (logits 1e-2 off); folding the heads into the query sequence
+    converter gets wrong (logits 4.5e-3 off); folding the heads into the query sequence
     for it costs two reshapes and a transpose more per block (docs/architectures.md).
     """
 
