@@ -198,7 +198,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, nms: bool = True, 
         cfg = getattr(model, "pretrained_cfg", None) or {}
         meta = {"format": "mobilenet-detector", "model": getattr(model, "model_name", None), "nms": nms,
                 "image_size": list(graph.image_size), "input": "image [1, 3, H, W] RGB in [0, 1]",
-                "outputs": outputs, "labels": cfg.get("labels"), "box_coder_weights": list(model.box_coder.weights)}
+                "outputs": outputs, "labels": cfg.get("labels"), "box_coder_weights": list(model.box_coder.weights),
+                "num_classes": model.num_classes}
         onnx.helper.set_model_props(proto, {"mobilenet": json.dumps(meta)})
         onnx.save(proto, str(tmp))
         if nms:  # a copy that also returns the head's outputs, to check each stage against its own reference

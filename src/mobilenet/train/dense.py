@@ -402,7 +402,8 @@ class SegmentationTask(_BackboneCalibration):
         model = build_dense_model(self.cfg, len(data.classes))
         cfg = (getattr(model, "pretrained_cfg", None) or {}).get("preprocess") or {}
         mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
-        return model, Preprocess(resolution=self.cfg.resolution or 192, crop_pct=1.0, mean=mean, std=std)
+        return model, Preprocess(resolution=self.cfg.resolution or 192, crop_pct=1.0, mean=mean, std=std,
+                                 crop_mode="resize")
 
     def train_set(self, data: DenseData, pre: Preprocess) -> Dataset:
         from torchvision import tv_tensors
