@@ -39,6 +39,47 @@ def interpreter(path):
     return it, it.get_input_details()[0], it.get_output_details()[0]
 
 
+def tflite_support_metadata(path) -> dict:
+    from ai_edge_litert.schema_py_generated import Model
+
+    from mobilenet.runtimes._tflite_metadata import NAME, parse
+
+    data = open(path, "rb").read()
+    model = Model.GetRootAs(data, 0)
+    entries = [model.Metadata(i) for i in range(model.MetadataLength())]
+    entry, = [e for e in entries if e.Name() == NAME.encode()]
+    return parse(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1_0.25_128_quant.tflite", "mobilenet_v2_1.0_224_quant.tflite"])
+def test_tflite_support_metadata_reads_and_rewrites_googles_bytes(name):
+    """Google's files carry the TFLite Support metadata (written by Google's tooling) and
+    their labels zipped onto the model: our schema tables read it as Google's docs say
+    it is, and write the same dict back to the same bytes, so our field order is the
+    schema's."""
+    from ai_edge_litert.schema_py_generated import Model
+
+    from mobilenet.runtimes._tflite_metadata import NAME, associated_files, build
+
+    path = shared_path("tflite", name)
+    data = path.read_bytes()
+    model = Model.GetRootAs(data, 0)
+    entry, = [model.Metadata(i) for i in range(model.MetadataLength()) if model.Metadata(i).Name() == NAME.encode()]
+    raw = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    meta = tflite_support_metadata(path)
+    assert meta["name"] == "ImageClassifier" and meta["min_parser_version"] == "1.0.0"
+    image, = meta["subgraph_metadata"][0]["input_tensor_metadata"]
+    assert image["content"]["content_properties"] == ("ImageProperties", {"color_space": "RGB"})
+    assert image["process_units"] == [{"options": ("NormalizationOptions", {"mean": [127.5], "std": [127.5]})}]
+    assert image["stats"] == {"max": [255.0], "min": [0.0]}
+    labels, = meta["subgraph_metadata"][0]["output_tensor_metadata"][0]["associated_files"]
+    assert labels["type"] == "TENSOR_AXIS_LABELS"
+    files = associated_files(data)
+    lines = files[labels["name"]].decode().splitlines()
+    assert list(files) == [labels["name"]] and len(lines) == 1001 and lines[:2] == ["background", "tench, Tinca tinca"]
+    assert build(meta) == raw
+
+
 @needs_converter
 def test_int8_tflite_has_float_ends_and_matches_the_reference_kernels(tmp_path):
     """Google's V1-0.25 imported and written again, fp32 and int8 (calibrated on 48 real
@@ -106,6 +147,19 @@ def test_metadata_eval_and_predict_round_trip(tmp_path, capsys):
     assert meta["labels"] == ["ant", "bee"] and Preprocess.from_dict(meta["preprocess"]) == pre
     assert meta["model_name"] == "mobilenet_v2_050" and meta["export_format"] == "tflite"
     assert runtimes.claims(out)
+    support = tflite_support_metadata(out)  # what Android's Task Library reads, as in Google's files
+    image, = support["subgraph_metadata"][0]["input_tensor_metadata"]
+    assert image["content"]["content_properties"] == ("ImageProperties", {
+        "color_space": "RGB", "default_size": {"width": RES, "height": RES}})
+    norm, = image["process_units"]
+    assert norm["options"][0] == "NormalizationOptions"
+    assert norm["options"][1]["mean"] == pytest.approx([102.0, 127.5, 153.0])  # 255 x (0.4, 0.5, 0.6)
+    assert norm["options"][1]["std"] == pytest.approx([51.0, 63.75, 76.5])
+    logits, = support["subgraph_metadata"][0]["output_tensor_metadata"]
+    assert logits["associated_files"] == [{"name": "labels.txt", "description": "one label per output",
+                                           "type": "TENSOR_AXIS_LABELS"}]
+    from mobilenet.runtimes._tflite_metadata import associated_files
+    assert associated_files(out.read_bytes()) == {"labels.txt": b"ant\nbee\n"}
     _, inp, output = interpreter(out)
     assert list(inp["shape"]) == [1, RES, RES, 3] and inp["dtype"].__name__ == "float32"
     assert list(output["shape"]) == [1, 2] and output["dtype"].__name__ == "float32"

@@ -15,7 +15,10 @@ What a file holds, and why:
   TFLite's reference kernels (no XNNPACK): the textbook meaning of the file.
 - Our metadata (model, preprocessing, labels) as JSON in the flatbuffer's metadata
   table under ``"mobilenet"``: interpreters ignore it; :func:`read_metadata` and
-  :func:`mobilenet.weights.tflite.load_tflite` read it.
+  :func:`mobilenet.weights.tflite.load_tflite` read it. A classifier also carries the
+  TFLite Support ``TFLITE_METADATA`` (image input, mean/std, ``labels.txt`` zipped onto
+  the file) that Android's Task Library reads, as Google's files do
+  (:mod:`._tflite_metadata`).
 """
 
 from __future__ import annotations
@@ -143,11 +146,24 @@ def finish(content: bytes, meta: dict[str, Any], *, float_io: bool = False) -> b
     """The converted flatbuffer with our metadata added (and, for int8, float I/O)."""
     from ai_edge_litert.tools import flatbuffer_utils
 
+    from . import _tflite_metadata as tflite_metadata  # flatbuffers: with ai-edge-litert
+
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     if float_io:
         _float_io(model)
     _set_metadata(model, METADATA_NAME, zlib.compress(json.dumps(meta).encode(), 9))
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    files: dict[str, bytes] = {}
+    if _is_classifier(model):  # the Task Library's metadata, and the labels zipped onto the file
+        support, files = tflite_metadata.image_classifier(meta)
+        _set_metadata(model, tflite_metadata.NAME, tflite_metadata.build(support))
+    data = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return data + tflite_metadata.pack(files) if files else data
+
+
+def _is_classifier(model: Any) -> bool:
+    """One output of shape [batch, classes]: what the Task Library's ImageClassifier takes."""
+    graph = model.subgraphs[0]
+    return len(graph.inputs) == 1 and len(graph.outputs) == 1 and len(graph.tensors[graph.outputs[0]].shape) == 2
 
 
 def _opcode(model: Any, builtin: int) -> int:
