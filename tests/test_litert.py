@@ -255,10 +255,9 @@ def test_every_registry_model_exports_to_tflite(name, tmp_path):
 @needs_converter
 def test_tflite_v2_round_trip_and_int8_accuracy(tmp_path):
     """Google's V2 imported and written again: fp32 .tflite gives the imported model's
-    top-1 on all of imagenet-sample; int8 (calibrated on every 5th image, 200) agrees on
-    >= 95% of the 800 images calibration did not see. Its top-1 there fell 1.4 points
-    (86.4% -> 85.0%, docs/deployment.md): issue #14's 1.0-point bar does not hold for this
-    route, and the test asserts what does (1.5)."""
+    top-1 on all of imagenet-sample; int8 (calibrated on every 5th image, 200) meets
+    issue #14's bar on the 800 images calibration did not see: top-1 within 1.0 point of
+    fp32 and top-1 agreement >= 95% (measured: 86.4% -> 85.75%, 96.75%; docs/deployment.md)."""
     from mobilenet.weights.tflite import load_tflite
 
     model, info = load_tflite(shared_path("tflite", "mobilenet_v2_1.0_224_quant.tflite"))
@@ -283,4 +282,4 @@ def test_tflite_v2_round_trip_and_int8_accuracy(tmp_path):
     acc_fp32 = (eager[held] == y[held]).float().mean().item()
     acc_int8 = (int8[held] == y[held]).float().mean().item()
     agree = (int8[held] == eager[held]).float().mean().item()
-    assert acc_int8 >= acc_fp32 - 0.015 and agree >= 0.95, (acc_fp32, acc_int8, agree)
+    assert acc_int8 >= acc_fp32 - 0.01 and agree >= 0.95, (acc_fp32, acc_int8, agree)

@@ -8,8 +8,9 @@ What a file holds, and why:
   take it, so the graph starts with no transpose; the loader permutes our NCHW batches.
 - Batch 1, what a phone runs (GPU and NPU delegates want static shapes); the
   interpreter is resized to each batch it is given (same outputs, tested).
-- int8: PT2E with litert-torch's own quantizer (int8 per-channel weights, int8
-  activations with histogram ranges) converted by litert-torch, whose file then takes
+- int8: PT2E with litert-torch's quantizer (int8 per-channel weights, int8 activations),
+  conv -> ReLU6 fused and moving-average activation ranges (:mod:`._litert_quantizer`,
+  chosen by measurement), converted by litert-torch, whose file then takes
   and gives int8; a QUANTIZE at the input and a DEQUANTIZE at the output make it take
   and give float like the fp32 file. It is checked against the same file run by
   TFLite's reference kernels (no XNNPACK): the textbook meaning of the file.
@@ -122,12 +123,13 @@ def convert(model: nn.Module, example: torch.Tensor, *, calib: list[torch.Tensor
     sample = (nhwc(example[:1]),)
     if calib is None:
         return litert_torch.convert(wrapped, sample).model_content(), Written()
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    from ._litert_quantizer import quantizer as litert_quantizer
+
+    quantizer = litert_quantizer()
     two = nhwc(torch.cat([example[:1], example[:1]]))  # a batch of 1 would be specialised
     graph = torch.export.export(wrapped, (two,), dynamic_shapes=(batch_dim(),)).module()
     prepared = prepare_pt2e(graph, quantizer)
