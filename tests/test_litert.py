@@ -283,3 +283,25 @@ def test_tflite_v2_round_trip_and_int8_accuracy(tmp_path):
     acc_int8 = (int8[held] == y[held]).float().mean().item()
     agree = (int8[held] == eager[held]).float().mean().item()
     assert acc_int8 >= acc_fp32 - 0.01 and agree >= 0.95, (acc_fp32, acc_int8, agree)
+
+
+@needs_converter
+def test_int8_quantizer_observes_relu6_after_the_clamp():
+    """litert-torch's quantizer fuses conv -> ReLU, not conv -> ReLU6 (``aten.relu6``):
+    ours observes each such conv after the clamp only, with moving-average ranges."""
+    from torchao.quantization.pt2e.observer import MovingAverageMinMaxObserver
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    from mobilenet import deploy
+    from mobilenet.runtimes._litert_quantizer import quantizer
+
+    model = deploy(settled("mobilenet_v2_035"))
+    graph = torch.export.export(model, (torch.randn(2, 3, RES, RES),)).module()
+    prepared = prepare_pt2e(graph, quantizer())
+    relu6 = [n for n in prepared.graph.nodes if n.target == torch.ops.aten.relu6.default]
+    assert len(relu6) == 35
+    for node in relu6:
+        conv = node.args[0]
+        assert conv.target == torch.ops.aten.conv2d.default, node  # no observer between them
+        observer, = node.users
+        assert isinstance(getattr(prepared, observer.target), MovingAverageMinMaxObserver)
