@@ -39,6 +39,47 @@ def interpreter(path):
     return it, it.get_input_details()[0], it.get_output_details()[0]
 
 
+def tflite_support_metadata(path) -> dict:
+    from ai_edge_litert.schema_py_generated import Model
+
+    from mobilenet.runtimes._tflite_metadata import NAME, parse
+
+    data = open(path, "rb").read()
+    model = Model.GetRootAs(data, 0)
+    entries = [model.Metadata(i) for i in range(model.MetadataLength())]
+    entry, = [e for e in entries if e.Name() == NAME.encode()]
+    return parse(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1_0.25_128_quant.tflite", "mobilenet_v2_1.0_224_quant.tflite"])
+def test_tflite_support_metadata_reads_and_rewrites_googles_bytes(name):
+    """Google's files carry the TFLite Support metadata (written by Google's tooling) and
+    their labels zipped onto the model: our schema tables read it as Google's docs say
+    it is, and write the same dict back to the same bytes, so our field order is the
+    schema's."""
+    from ai_edge_litert.schema_py_generated import Model
+
+    from mobilenet.runtimes._tflite_metadata import NAME, associated_files, build
+
+    path = shared_path("tflite", name)
+    data = path.read_bytes()
+    model = Model.GetRootAs(data, 0)
+    entry, = [model.Metadata(i) for i in range(model.MetadataLength()) if model.Metadata(i).Name() == NAME.encode()]
+    raw = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    meta = tflite_support_metadata(path)
+    assert meta["name"] == "ImageClassifier" and meta["min_parser_version"] == "1.0.0"
+    image, = meta["subgraph_metadata"][0]["input_tensor_metadata"]
+    assert image["content"]["content_properties"] == ("ImageProperties", {"color_space": "RGB"})
+    assert image["process_units"] == [{"options": ("NormalizationOptions", {"mean": [127.5], "std": [127.5]})}]
+    assert image["stats"] == {"max": [255.0], "min": [0.0]}
+    labels, = meta["subgraph_metadata"][0]["output_tensor_metadata"][0]["associated_files"]
+    assert labels["type"] == "TENSOR_AXIS_LABELS"
+    files = associated_files(data)
+    lines = files[labels["name"]].decode().splitlines()
+    assert list(files) == [labels["name"]] and len(lines) == 1001 and lines[:2] == ["background", "tench, Tinca tinca"]
+    assert build(meta) == raw
+
+
 @needs_converter
 def test_int8_tflite_has_float_ends_and_matches_the_reference_kernels(tmp_path):
     """Google's V1-0.25 imported and written again, fp32 and int8 (calibrated on 48 real
@@ -106,6 +147,19 @@ def test_metadata_eval_and_predict_round_trip(tmp_path, capsys):
     assert meta["labels"] == ["ant", "bee"] and Preprocess.from_dict(meta["preprocess"]) == pre
     assert meta["model_name"] == "mobilenet_v2_050" and meta["export_format"] == "tflite"
     assert runtimes.claims(out)
+    support = tflite_support_metadata(out)  # what Android's Task Library reads, as in Google's files
+    image, = support["subgraph_metadata"][0]["input_tensor_metadata"]
+    assert image["content"]["content_properties"] == ("ImageProperties", {
+        "color_space": "RGB", "default_size": {"width": RES, "height": RES}})
+    norm, = image["process_units"]
+    assert norm["options"][0] == "NormalizationOptions"
+    assert norm["options"][1]["mean"] == pytest.approx([102.0, 127.5, 153.0])  # 255 x (0.4, 0.5, 0.6)
+    assert norm["options"][1]["std"] == pytest.approx([51.0, 63.75, 76.5])
+    logits, = support["subgraph_metadata"][0]["output_tensor_metadata"]
+    assert logits["associated_files"] == [{"name": "labels.txt", "description": "one label per output",
+                                           "type": "TENSOR_AXIS_LABELS"}]
+    from mobilenet.runtimes._tflite_metadata import associated_files
+    assert associated_files(out.read_bytes()) == {"labels.txt": b"ant\nbee\n"}
     _, inp, output = interpreter(out)
     assert list(inp["shape"]) == [1, RES, RES, 3] and inp["dtype"].__name__ == "float32"
     assert list(output["shape"]) == [1, 2] and output["dtype"].__name__ == "float32"
@@ -201,10 +255,9 @@ def test_every_registry_model_exports_to_tflite(name, tmp_path):
 @needs_converter
 def test_tflite_v2_round_trip_and_int8_accuracy(tmp_path):
     """Google's V2 imported and written again: fp32 .tflite gives the imported model's
-    top-1 on all of imagenet-sample; int8 (calibrated on every 5th image, 200) agrees on
-    >= 95% of the 800 images calibration did not see. Its top-1 there fell 1.4 points
-    (86.4% -> 85.0%, docs/deployment.md): issue #14's 1.0-point bar does not hold for this
-    route, and the test asserts what does (1.5)."""
+    top-1 on all of imagenet-sample; int8 (calibrated on every 5th image, 200) meets
+    issue #14's bar on the 800 images calibration did not see: top-1 within 1.0 point of
+    fp32 and top-1 agreement >= 95% (measured: 86.4% -> 85.75%, 96.75%; docs/deployment.md)."""
     from mobilenet.weights.tflite import load_tflite
 
     model, info = load_tflite(shared_path("tflite", "mobilenet_v2_1.0_224_quant.tflite"))
@@ -229,4 +282,26 @@ def test_tflite_v2_round_trip_and_int8_accuracy(tmp_path):
     acc_fp32 = (eager[held] == y[held]).float().mean().item()
     acc_int8 = (int8[held] == y[held]).float().mean().item()
     agree = (int8[held] == eager[held]).float().mean().item()
-    assert acc_int8 >= acc_fp32 - 0.015 and agree >= 0.95, (acc_fp32, acc_int8, agree)
+    assert acc_int8 >= acc_fp32 - 0.01 and agree >= 0.95, (acc_fp32, acc_int8, agree)
+
+
+@needs_converter
+def test_int8_quantizer_observes_relu6_after_the_clamp():
+    """litert-torch's quantizer fuses conv -> ReLU, not conv -> ReLU6 (``aten.relu6``):
+    ours observes each such conv after the clamp only, with moving-average ranges."""
+    from torchao.quantization.pt2e.observer import MovingAverageMinMaxObserver
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    from mobilenet import deploy
+    from mobilenet.runtimes._litert_quantizer import quantizer
+
+    model = deploy(settled("mobilenet_v2_035"))
+    graph = torch.export.export(model, (torch.randn(2, 3, RES, RES),)).module()
+    prepared = prepare_pt2e(graph, quantizer())
+    relu6 = [n for n in prepared.graph.nodes if n.target == torch.ops.aten.relu6.default]
+    assert len(relu6) == 35
+    for node in relu6:
+        conv = node.args[0]
+        assert conv.target == torch.ops.aten.conv2d.default, node  # no observer between them
+        observer, = node.users
+        assert isinstance(getattr(prepared, observer.target), MovingAverageMinMaxObserver)

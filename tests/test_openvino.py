@@ -165,6 +165,17 @@ def test_bench_runs_openvino_fp32_int8_and_bf16():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", __import__("mobilenet").list_models(task="classification"))
+def test_every_registry_model_exports_to_openvino(name, tmp_path):
+    """Every classifier (V1-V4) as an fp32 IR at 224 px, checked by the export against eager
+    PyTorch and loaded back with its metadata."""
+    model = settled(name, num_classes=1000, res=96)
+    report = export_model(model, "openvino", tmp_path / "m.xml", example=torch.randn(3, 3, 224, 224))
+    assert report.passed and report.max_abs_diff <= 1e-4 * report.logit_scale, report
+    assert load_artifact(tmp_path / "m.xml").metadata["model_name"] == name
+
+
+@pytest.mark.slow
 def test_tflite_v2_int8_and_bf16_keep_accuracy(tmp_path):
     """Issue 14's bar on Google's V2 (imported as float): OpenVINO int8 within one point of
     fp32 top-1 and agreeing with it on >= 95% of the 800 imagenet-sample images not used to

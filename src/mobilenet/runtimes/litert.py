@@ -8,14 +8,18 @@ What a file holds, and why:
   take it, so the graph starts with no transpose; the loader permutes our NCHW batches.
 - Batch 1, what a phone runs (GPU and NPU delegates want static shapes); the
   interpreter is resized to each batch it is given (same outputs, tested).
-- int8: PT2E with litert-torch's own quantizer (int8 per-channel weights, int8
-  activations with histogram ranges) converted by litert-torch, whose file then takes
+- int8: PT2E with litert-torch's quantizer (int8 per-channel weights, int8 activations),
+  conv -> ReLU6 fused and moving-average activation ranges (:mod:`._litert_quantizer`,
+  chosen by measurement), converted by litert-torch, whose file then takes
   and gives int8; a QUANTIZE at the input and a DEQUANTIZE at the output make it take
   and give float like the fp32 file. It is checked against the same file run by
   TFLite's reference kernels (no XNNPACK): the textbook meaning of the file.
 - Our metadata (model, preprocessing, labels) as JSON in the flatbuffer's metadata
   table under ``"mobilenet"``: interpreters ignore it; :func:`read_metadata` and
-  :func:`mobilenet.weights.tflite.load_tflite` read it.
+  :func:`mobilenet.weights.tflite.load_tflite` read it. A classifier also carries the
+  TFLite Support ``TFLITE_METADATA`` (image input, mean/std, ``labels.txt`` zipped onto
+  the file) that Android's Task Library reads, as Google's files do
+  (:mod:`._tflite_metadata`).
 """
 
 from __future__ import annotations
@@ -119,12 +123,13 @@ def convert(model: nn.Module, example: torch.Tensor, *, calib: list[torch.Tensor
     sample = (nhwc(example[:1]),)
     if calib is None:
         return litert_torch.convert(wrapped, sample).model_content(), Written()
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    from ._litert_quantizer import quantizer as litert_quantizer
+
+    quantizer = litert_quantizer()
     two = nhwc(torch.cat([example[:1], example[:1]]))  # a batch of 1 would be specialised
     graph = torch.export.export(wrapped, (two,), dynamic_shapes=(batch_dim(),)).module()
     prepared = prepare_pt2e(graph, quantizer)
@@ -143,11 +148,24 @@ def finish(content: bytes, meta: dict[str, Any], *, float_io: bool = False) -> b
     """The converted flatbuffer with our metadata added (and, for int8, float I/O)."""
     from ai_edge_litert.tools import flatbuffer_utils
 
+    from . import _tflite_metadata as tflite_metadata  # flatbuffers: with ai-edge-litert
+
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     if float_io:
         _float_io(model)
     _set_metadata(model, METADATA_NAME, zlib.compress(json.dumps(meta).encode(), 9))
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    files: dict[str, bytes] = {}
+    if _is_classifier(model):  # the Task Library's metadata, and the labels zipped onto the file
+        support, files = tflite_metadata.image_classifier(meta)
+        _set_metadata(model, tflite_metadata.NAME, tflite_metadata.build(support))
+    data = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return data + tflite_metadata.pack(files) if files else data
+
+
+def _is_classifier(model: Any) -> bool:
+    """One output of shape [batch, classes]: what the Task Library's ImageClassifier takes."""
+    graph = model.subgraphs[0]
+    return len(graph.inputs) == 1 and len(graph.outputs) == 1 and len(graph.tensors[graph.outputs[0]].shape) == 2
 
 
 def _opcode(model: Any, builtin: int) -> int:
