@@ -54,7 +54,7 @@ def test_every_v4_exports_to_every_format(name, tmp_path):
 
 def test_v4_conv_small_int8():
     """PT2E int8 of conv_small: int8 weights for the convs, the float logits' direction kept
-    (agreement on a trained model is a benchmark, not a unit test: see docs/training.md)."""
+    (agreement on a trained model: the slow test_v4_cifar.py and docs/deployment.md)."""
     model = settled_v4("mobilenet_v4_conv_small")
     calib = [torch.randn(8, 3, RES, RES) for _ in range(2)]
     q = quantize_ptq(model, calib, backend="x86")
