@@ -1,35 +1,42 @@
 """MobileNetV4 conv_small trained on real photos keeps its top-1 in int8 (issue #11).
 
-Slow (17 minutes on the shared, loaded 2-core machine): trains V4 conv_small for 4 epochs on
-../shared/data/cifar10-test at 32 px, calibrates int8 on images of the training split
-and compares int8 with fp32 on the 2,000 images training held out (none calibrated on).
-benchmarks/v4_cifar.py does the same with the paper recipe and more formats.
+Slow (15 minutes on the shared, loaded 2-core machine): trains V4 conv_small on
+../shared/data/cifar10-test (the seeded 80/20 split) at 32 px, 10 epochs of the `quick`
+recipe without label smoothing (docs/deployment.md, "V4 conv_small trained on CIFAR");
+calibrates int8 on 200 images of the training split and compares each runtime's int8
+with fp32 on the 2,000 images training held out (none calibrated on).
+benchmarks/v4_cifar.py --run measures the same on any run folder.
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 
 from conftest import shared_path
 
+# As `mobilenet train --recipe quick --resolution 32 --crop-pct 1.0 --epochs 10 --batch-size 64
+# --label-smoothing 0 --seed 0 --threads 1`: the recipe's values, then these over them.
+FLAGS = dict(recipe="quick", resolution=32, crop_pct=1.0, epochs=10, batch_size=64, label_smoothing=0.0, seed=0,
+             threads=1)
+
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue #11's 95% bar is not met yet: run 2026-11-29 (17 min on the loaded 2-core machine) "
-                   "gave ONNX int8 93.9% agreement; a 4-epoch V4 has small logit margins (docs/deployment.md)",
-                   raises=AssertionError, strict=False)
 def test_v4_conv_small_trained_on_cifar_int8_agrees_with_fp32(tmp_path):
     from mobilenet.export import export_model, load_artifact
     from mobilenet.images import load_image
     from mobilenet.runtimes.common import model_preprocess
     from mobilenet.train import Trainer
-    from mobilenet.train.config import TrainConfig
+    from mobilenet.train.config import resolve_config
     from mobilenet.train.data import load_data
     from mobilenet.weights import load_weights
 
     data = shared_path("cifar10-test")
-    cfg = TrainConfig(model="mobilenet_v4_conv_small", data=str(data), resolution=32, crop_pct=1.0, epochs=4,
-                      batch_size=64, output=str(tmp_path), name="run")
+    cfg = resolve_config(dict(model="mobilenet_v4_conv_small", data=str(data), output=str(tmp_path), name="run",
+                              **FLAGS))
+    assert (cfg.warmup_epochs, cfg.bn_momentum, cfg.crop_scale) == (0.5, 0.1, (0.5, 1.0))  # the quick recipe's
     Trainer(cfg, progress=False, log=lambda m: None).run()
     model = load_weights(tmp_path / "run" / "weights.safetensors").eval()
     t = model_preprocess(model).transform()
@@ -46,9 +53,15 @@ def test_v4_conv_small_trained_on_cifar_int8_agrees_with_fp32(tmp_path):
             return torch.cat([fn(b).argmax(1) for b in x.split(100)])
 
     ref = predict(model)
-    assert (ref == y).float().mean() > 0.25, "the model did not learn: agreement would mean little"
-    for fmt, suffix in (("onnx", "onnx"), ("executorch", "pte")):
+    seen = {"fp32_top1": float((ref == y).float().mean())}
+    for fmt, suffix in (("onnx", "onnx"), ("executorch", "pte"), ("openvino", "xml")):
         path = tmp_path / f"int8.{suffix}"
         export_model(model, fmt, path, example=x[:16], int8=True, calib=calib)
-        agree = float((predict(load_artifact(path)) == ref).float().mean())
-        assert agree >= 0.95, (fmt, agree)
+        pred = predict(load_artifact(path))
+        seen[fmt] = {"agree": float((pred == ref).float().mean()), "top1": float((pred == y).float().mean())}
+    (tmp_path / "seen.json").write_text(json.dumps(seen, indent=1))
+    print(json.dumps(seen))
+    # Seen 2026-11-29 (14.6 min, load ~9): fp32 47.6%; agreement ONNX 97.45%, ExecuTorch 97.85%, OpenVINO 96.35%.
+    assert seen["fp32_top1"] >= 0.45, seen  # a trained model (chance is 10%), not one whose agreement means little
+    for fmt in ("onnx", "executorch", "openvino"):
+        assert seen[fmt]["agree"] >= 0.95, (fmt, seen)
