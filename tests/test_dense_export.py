@@ -146,3 +146,51 @@ def test_every_dense_model_exports_to_onnx_and_executorch(tmp_path):
             done.append((name, fmt))
     assert len(done) == 2 * len(names) >= 18
     print(f"{len(done)} files from {len(names)} dense models in {time.perf_counter() - start:.0f} s")
+
+
+@pytest.mark.slow
+def test_segmentation_int8_keeps_a_trained_models_accuracy(tmp_path):
+    """int8 ONNX and ExecuTorch files of a trained segmentation model (weights named by
+    MOBILENET_TRAINED_SEGMENTATION, e.g. a `mobilenet train --task segmentation` run's
+    weights.safetensors), calibrated on coco128 train photos: per-pixel classes agree with
+    fp32 and the val mIoU holds (docs/dense.md has the measured figures)."""
+    import importlib.util
+    import os
+
+    from conftest import ROOT, shared_path
+
+    weights = os.environ.get("MOBILENET_TRAINED_SEGMENTATION")
+    if not weights or not os.path.isfile(weights):
+        pytest.skip("set MOBILENET_TRAINED_SEGMENTATION to a trained segmentation model's weights file")
+    shared_path("coco128", "masks_voc")
+    spec = importlib.util.spec_from_file_location("dense_int8", ROOT / "benchmarks" / "dense_int8.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.evaluate(weights, 160, ["onnx", "executorch"], 50, tmp_path)["rows"]
+    fp32 = rows["fp32 eager"]
+    assert rows["onnx"]["agree_fp32"] > 0.999 and rows["executorch"]["agree_fp32"] > 0.999
+    for name in ("onnx int8", "executorch int8"):
+        assert rows[name]["agree_fp32"] >= 0.90, (name, rows[name])  # 93% measured on a weak model
+        assert abs(rows[name]["miou"] - fp32["miou"]) <= 0.01, (name, rows[name], fp32)
+
+
+@pytest.mark.slow
+def test_onnx_int8_ssdlite_keeps_float_decoding_and_nms(detector, tmp_path):
+    """Backbone + heads int8 in ONNX Runtime, decoding and NMS the fp32 file's: the file's
+    detections are eager's decoding of the file's own head outputs."""
+    import onnx
+
+    from mobilenet.detection.export import load_onnx
+    from mobilenet.detection.quantize import export_onnx_int8
+
+    report = export_onnx_int8(detector, tmp_path / "d8.onnx", images=coco_images(2), image_size=(480, 640),
+                              calib=coco_images(16, "train2017"))
+    assert report.passed and report.int8 and report.max_raw_diff <= 0.1 and report.max_box_diff <= 1e-3
+    assert report.int8_match is not None and report.int8_match > 0.5
+    proto = onnx.load(report.path)
+    assert [o.name for o in proto.graph.output] == ["boxes", "scores", "labels"]
+    ops = [n.op_type for n in proto.graph.node]
+    assert "NonMaxSuppression" in ops and ops.count("QuantizeLinear") > 50
+    assert json.loads(proto.metadata_props[0].value)["int8"] is True
+    boxes, scores, labels = load_onnx(report.path)(torch.rand(1, 3, 480, 640))
+    assert boxes.shape[1] == 4 and len(boxes) == len(scores) == len(labels)
