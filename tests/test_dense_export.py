@@ -52,18 +52,20 @@ def test_segmentation_models_export_to_onnx_and_executorch(name, tmp_path):
         assert load_artifact(report.path)(torch.rand(3, 3, 64, 64)).shape == (3, 21, 64, 64)
 
 
-def test_segmentation_int8_files_are_written_and_checked(tmp_path):
+@pytest.mark.parametrize("fmt", ["onnx", pytest.param("executorch", marks=pytest.mark.slow)])
+def test_segmentation_int8_files_are_written_and_checked(fmt, tmp_path, capsys):
     """--int8 --calib: ONNX Runtime's and XNNPACK's quantizers on a segmentation model;
     the file runs per-pixel logits and is checked against its int8 reference."""
     from conftest import shared_path
 
     calib = shared_path("coco128", "images", "train2017")
-    for fmt, suffix in (("onnx", "onnx"), ("executorch", "pte")):
-        out = tmp_path / f"seg8.{suffix}"
-        assert main(["export", "--model", "lraspp_mobilenet_v3_small", "--format", fmt, "--int8", "--calib",
-                     str(calib), "--calib-images", "8", "--resolution", "96", "-o", str(out), "--json"]) == 0
-        artifact = load_artifact(out)
-        assert artifact.int8 and artifact(torch.rand(1, 3, 96, 96)).shape == (1, 21, 96, 96)
+    out = tmp_path / f"seg8.{'onnx' if fmt == 'onnx' else 'pte'}"
+    assert main(["export", "--model", "lraspp_mobilenet_v3_small", "--format", fmt, "--int8", "--calib",
+                 str(calib), "--calib-images", "8", "--resolution", "96", "-o", str(out), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["passed"] and row["int8"] and row["max_abs_diff"] <= row["tolerance"]
+    artifact = load_artifact(out)
+    assert artifact.int8 and artifact(torch.rand(1, 3, 96, 96)).shape == (1, 21, 96, 96)
 
 
 def test_detector_export_requests_are_clear_errors(tmp_path, capsys):

@@ -56,9 +56,19 @@ def export_onnx_int8(model: nn.Module, path: str | os.PathLike, *, calib: Sequen
                      images: Sequence[torch.Tensor] | None = None) -> DetectionExportReport:
     """Write ``model`` as an int8 ONNX file (see the module doc), calibrated on ``calib``
     ([3, H, W] photos in [0, 1], resized to the file's input)."""
-    import onnx
-    import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+    except ModuleNotFoundError:
+        raise DetectionExportError("int8 ONNX export needs onnx, onnxscript and onnxruntime: "
+                                   "pip install 'mobilenet[export]'") from None
 
     if not calib:
         raise DetectionExportError("int8 needs calibration images (--calib DIR)")
