@@ -103,6 +103,14 @@ def test_executorch_ssdlite_gives_eager_detections_on_coco_photos(detector, tmp_
             eager = graph(img[None])
         assert len(boxes) == len(eager[0]) > 0 and labels.dtype == torch.int64
         assert agreement(eager, [boxes, scores, labels])[0] == len(eager[0])
+    # what eval and predict run (NMS applied), on a photo of the file's input size
+    detector_file = load_artifact(report.path).as_module()
+    photo = check_images((480, 640), images[:1])[0]
+    with torch.no_grad():
+        got, want = detector_file([photo])[0], detector([photo])[0]
+    want = [want["boxes"], want["scores"], want["labels"]]
+    assert len(got["boxes"]) == len(want[0]) > 0
+    assert agreement(want, [got["boxes"], got["scores"], got["labels"]])[0] == len(want[0])
 
 
 @pytest.mark.slow

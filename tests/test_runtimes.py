@@ -78,3 +78,18 @@ def test_owner_tells_exported_files_from_weights(tmp_path):
     assert runtimes.owner(tmp_path / "checkpoint.pt") is None
     assert runtimes.owner(tmp_path / "w.safetensors") is None
     assert runtimes.owner(tmp_path / "m.xml").name == "openvino" and runtimes.owner(tmp_path / "m.onnx").name == "onnx"
+
+
+def test_a_file_exported_at_another_resolution_says_so_and_refuses_other_sizes(tmp_path):
+    """`export --resolution 32` makes a file for 32 px images: its preprocessing says 32 px
+    (so eval/predict feed it 32 px), and ExecuTorch's static input refuses a 224 px batch with
+    one line naming the file, not the runtime's bare error code 0x10."""
+    pytest.importorskip("executorch")
+    model = settled("mobilenet_v1_025", num_classes=3)
+    path = tmp_path / "m.pte"
+    export_model(model, "executorch", path, resolution=32)
+    art = load_artifact(path)
+    assert art.preprocess.resolution == 32 and art.metadata["resolution"] == 32
+    assert art(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+    with pytest.raises(ExportError, match=r"m\.pte: takes images of 3x32x32 .*got 3x224x224"):
+        art(torch.randn(2, 3, 224, 224))

@@ -218,3 +218,30 @@ def test_batchnorm_calibration_keeps_the_function_and_makes_train_mode_agree():
     torch.testing.assert_close(net(x), before, atol=1e-4, rtol=1e-4)
     net.train()
     torch.testing.assert_close(net(x), before, atol=1e-3, rtol=1e-3)  # batch statistics = the measured ones
+
+
+def test_freeze_backbone_keeps_the_pretrained_weights_then_lets_them_train(data, tmp_path, capsys):
+    pytest.importorskip("mobilenet.weights.tflite")
+    from conftest import shared_path
+    from mobilenet.detection.ssdlite import pretrained_features
+    from mobilenet.weights import load_weights
+
+    tflite = shared_path("tflite", "mobilenet_v2_1.0_224_quant.tflite")
+    common = [*SEG, "--data", str(data), "--output", str(tmp_path), "--model", "lraspp", "--backbone",
+              "mobilenet_v2_100", "--pretrained-backbone", str(tflite), "--freeze-backbone", "1", "--lr", "0.01"]
+    assert main(["train", *common, "--epochs", "1", "--name", "frozen"]) == 0
+    convs = {k: v for k, v in pretrained_features("mobilenet_v2_100", tflite).state_dict().items() if v.dim() == 4}
+    frozen = load_weights(tmp_path / "frozen" / "weights.safetensors")
+    after_frozen = {k: v.clone() for k, v in frozen.backbone.state_dict().items() if k in convs}
+    assert len(after_frozen) == len(convs) > 30
+    for key, value in convs.items():  # epoch 1: not one backbone conv weight moved
+        torch.testing.assert_close(after_frozen[key], value, rtol=0, atol=0, msg=key)
+    assert main(["train", "--resume", str(tmp_path / "frozen"), "--epochs", "2", "--quiet"]) == 0
+    thawed = load_weights(tmp_path / "frozen" / "weights.safetensors").backbone.state_dict()
+    assert sum(not torch.equal(thawed[k], convs[k]) for k in convs) > len(convs) // 2  # epoch 2: they train
+
+
+def test_freeze_backbone_is_refused_for_a_classifier(tmp_path, capsys):
+    assert main(["train", "--freeze-backbone", "2", "--output", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--freeze-backbone" in err and "detection or segmentation" in err and len(err.strip().splitlines()) == 1

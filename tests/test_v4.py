@@ -161,8 +161,8 @@ def test_hybrid_blocks_have_layer_scale_and_mqa():
 
 
 def test_mqa_equals_broadcast_multi_query_attention():
-    """Folding the heads into the query sequence is the same arithmetic as one
-    shared key/value head broadcast over the query heads."""
+    """Tiling the one key/value head over the query heads is the same arithmetic as
+    broadcasting it (the multi-query attention of Section 3.2, written out)."""
     torch.manual_seed(0)
     block = MobileMQA(32, 32, heads=4, key_dim=8, kv_stride=2).eval()
     x = torch.randn(2, 32, 6, 6)

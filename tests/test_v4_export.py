@@ -72,3 +72,37 @@ def test_v4_conv_small_int8_onnx_file(tmp_path):
     report = export_model(model, "onnx", tmp_path / "q.onnx", example=torch.randn(4, 3, RES, RES), int8=True,
                           calib=calib)
     assert report.int8 and report.passed and report.max_abs_diff <= report.tolerance
+
+
+def _ort_node_counts(module: nn.Module, path) -> "Counter[str]":
+    """Op types of ``module``'s ONNX graph (dynamic batch) after ONNX Runtime's own optimisations."""
+    import contextlib
+    import io
+    from collections import Counter
+
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        torch.onnx.export(module.eval(), (torch.randn(2, 32, 8, 8),), str(path), dynamo=True, external_data=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(path) + ".opt"
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+
+
+def test_mqa_onnx_graph_is_as_lean_as_timms(tmp_path):
+    """Our Mobile MQA's ONNX graph, as ONNX Runtime runs it, has no more nodes, reshapes or
+    transposes than timm's block of the same shape (with the heads folded into the query
+    sequence it had two reshapes and a transpose more per block, which ORT cannot fold away)."""
+    from mobilenet.blocks_v4 import MobileMQA
+
+    blocks = pytest.importorskip("timm.models._efficientnet_blocks")
+    ours = _ort_node_counts(MobileMQA(32, 32, heads=4, key_dim=16, kv_stride=2), tmp_path / "ours.onnx")
+    theirs = _ort_node_counts(blocks.MobileAttention(32, 32, num_heads=4, key_dim=16, value_dim=16,
+                                                     use_multi_query=True, kv_stride=2), tmp_path / "timm.onnx")
+    assert ours["Softmax"] == theirs["Softmax"] == 1  # one attention each: the same block
+    assert ours["Transpose"] <= theirs["Transpose"] and ours["Reshape"] <= theirs["Reshape"], (ours, theirs)
+    assert sum(ours.values()) <= sum(theirs.values()), (ours, theirs)

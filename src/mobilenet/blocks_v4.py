@@ -117,10 +117,13 @@ class MobileMQA(nn.Module):
     from a map downsampled by a strided kxk depthwise conv (+ BN) when
     ``kv_stride`` > 1, a 1x1 output projection [-> layer scale] (+ input).
 
-    Projections are 1x1 convs without bias. Because every head attends to the same
-    keys, the heads are folded into the query sequence and a single-head
-    ``scaled_dot_product_attention`` does the work: the same arithmetic, with no
-    broadcasting for exporters to get wrong.
+    Projections are 1x1 convs without bias. The attention is written out (two matmuls
+    and a softmax, the shared key and value broadcast over the query heads), laid out
+    so that an exported graph needs one transpose per block: the key conv's output is
+    already K^T, and ONNX Runtime folds the query's and value's transposes into its
+    matmuls. ``scaled_dot_product_attention`` over several heads is what LiteRT's
+    converter gets wrong (logits 4.5e-3 off); folding the heads into the query sequence
+    for it costs two reshapes and a transpose more per block (docs/architectures.md).
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class MobileMQA(nn.Module):
         self.layer_scale = LayerScale(out_ch, layer_scale) if layer_scale is not None else nn.Identity()
         self.use_residual = in_ch == out_ch
         self.heads, self.key_dim, self.kv_stride, self.kernel = heads, key_dim, kv_stride, kernel
+        self.scale = key_dim**-0.5  # 1/sqrt(key dim), as the reference
         self.in_channels, self.out_channels = in_ch, out_ch
         self.stride = 1
 
@@ -163,13 +167,14 @@ class MobileMQA(nn.Module):
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         heads, dim = self.heads, self.key_dim
-        # queries [B, heads * dim, H, W] -> [B, 1, heads * HW, dim] (head-major, as the output projection reads)
-        q = self.query(x).reshape(b, heads, dim, h * w).transpose(2, 3).reshape(b, 1, heads * h * w, dim)
-        k = self.key(self.key_down(x)).flatten(2).transpose(1, 2).unsqueeze(1)  # [B, 1, M, dim]
-        v = self.value(self.value_down(x)).flatten(2).transpose(1, 2).unsqueeze(1)
-        o = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(dim), as the reference
-        o = o.reshape(b, heads, h * w, dim).transpose(2, 3).reshape(b, heads * dim, h, w)
-        return self.output(o)
+        # queries [B, heads * dim, H, W] -> [B, heads, HW, dim]; the one key head as [B, 1, dim, M]
+        # (already K^T) and the one value head as [B, 1, M, dim], broadcast over the query heads.
+        q = self.query(x).reshape(b, heads, dim, h * w).transpose(-1, -2)
+        k_t = self.key(self.key_down(x)).reshape(b, 1, dim, -1)
+        v = self.value(self.value_down(x)).reshape(b, 1, dim, -1).transpose(-1, -2)
+        attn = torch.softmax((q * self.scale) @ k_t, dim=-1)
+        o = attn @ v  # [B, heads, HW, dim]
+        return self.output(o.transpose(-1, -2).reshape(b, heads * dim, h, w))  # head-major channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layer_scale(self.attend(self.norm(x)))

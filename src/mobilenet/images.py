@@ -89,7 +89,9 @@ class Preprocess:
     ``crop_mode="resize_crop"`` is torchvision's and timm's eval transform (resize
     the short side to ``resolution / crop_pct``, centre crop). ``"crop_resize"`` is
     TensorFlow's (centre crop ``crop_pct`` of each side, resize to a square), which
-    Google's TFLite models were evaluated with.
+    Google's TFLite models were evaluated with. ``"resize"`` is torchvision's
+    ``SemanticSegmentation`` preset: the short side resized to ``resolution`` (antialiased,
+    on the 8-bit image), nothing cropped, so a mask covers the whole picture.
     """
 
     resolution: int = 224
@@ -97,7 +99,7 @@ class Preprocess:
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    crop_mode: Literal["resize_crop", "crop_resize"] = "resize_crop"
+    crop_mode: Literal["resize_crop", "crop_resize", "resize"] = "resize_crop"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,21 +129,38 @@ class Preprocess:
         if not (_finite(crop) and 0 < crop <= 1):
             raise ValueError(f"preprocess.crop_pct must be in (0, 1], got {crop!r}")
         for key, choices in (("interpolation", ("bilinear", "bicubic", "nearest")),
-                             ("crop_mode", ("resize_crop", "crop_resize"))):
+                             ("crop_mode", ("resize_crop", "crop_resize", "resize"))):
             if d.get(key, getattr(cls, key)) not in choices:
                 raise ValueError(f"preprocess.{key} must be one of {', '.join(choices)}, got {d[key]!r}")
         return cls(**d)
 
     def transform(self) -> T.Compose:
-        """PIL image -> normalised float tensor [3, resolution, resolution]."""
+        """PIL image -> normalised float tensor [3, resolution, resolution] ([3, H, W] with
+        min(H, W) = resolution for ``crop_mode="resize"``)."""
         interp = getattr(T.InterpolationMode, self.interpolation.upper())
-        if self.crop_mode == "crop_resize":
+        if self.crop_mode == "resize":
+            geometry = [_ShortSide(self.resolution, interp)]
+        elif self.crop_mode == "crop_resize":
             geometry = [_CentralFraction(self.crop_pct), T.Resize((self.resolution, self.resolution), interp, antialias=False)]
         else:
             geometry = [T.Resize(int(self.resolution / self.crop_pct), interp, antialias=True), T.CenterCrop(self.resolution)]
         return T.Compose(
             [T.PILToTensor(), *geometry, T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)]
         )
+
+
+class _ShortSide(torch.nn.Module):
+    """torchvision's SemanticSegmentation resize, through the same (v1) function: v2's
+    Resize has its own uint8 kernel, which rounds some pixels one level apart."""
+
+    def __init__(self, size: int, interpolation: T.InterpolationMode) -> None:
+        super().__init__()
+        self.size, self.interpolation = size, interpolation
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import functional as F1
+
+        return F1.resize(img, [self.size], interpolation=self.interpolation, antialias=True)
 
 
 class _CentralFraction(torch.nn.Module):

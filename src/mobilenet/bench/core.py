@@ -102,7 +102,7 @@ def _check(models: Sequence[str], runtimes: Sequence[str], compare: Sequence[str
     for b in batches:
         if not isinstance(b, int) or isinstance(b, bool) or b < 1:
             raise ValueError(f"batch sizes must be positive integers, got {b!r}")
-    if not isinstance(resolution, int) or resolution < 32:
+    if resolution is not None and (not isinstance(resolution, int) or resolution < 32):
         raise ValueError(f"resolution must be an integer >= 32, got {resolution!r}")
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
@@ -132,8 +132,14 @@ def _progress(total: int, enabled: bool):
 def _counts(source: str, name: str, resolution: int, cache: dict) -> tuple[int, int]:
     key = (source, name, resolution)
     if key not in cache:
-        stats = profile(routes.build_model(source, name)[0], resolution)
-        cache[key] = (stats.macs, stats.params)
+        try:
+            stats = profile(routes.build_model(source, name)[0], resolution)
+            cache[key] = (stats.macs, stats.params)
+        except Exception:  # a model whose forward the counter cannot trace (a detector's list input): no GMAC/s
+            if routes.dense.task_of(name) is None:
+                raise
+            model = routes.build_model(source, name)[0]
+            cache[key] = (0, sum(p.numel() for p in model.parameters()))
     return cache[key]
 
 
@@ -169,7 +175,7 @@ def benchmark(
     *,
     runtimes: Sequence[str] = ("eager",),
     batches: Sequence[int] = (1,),
-    resolution: int = 224,
+    resolution: int | None = 224,
     threads: int | None = None,
     compare: Sequence[str] = (),
     peer_runtimes: Sequence[str] | None = None,
@@ -189,6 +195,7 @@ def benchmark(
     random batches, which change the accuracy, not the speed). A route that cannot run here (a library missing, an export
     failing) is kept as a row with ``error`` saying why. ``bf16`` adds our models in bf16 under the
     runtimes that run it (``routes.BF16_RUNTIMES``; a row says so where the CPU has no native bf16).
+    ``resolution=None``: 224 for classifiers, a dense model's own input (:mod:`.dense`).
     """
     from .machine import available_cpus
 
@@ -211,23 +218,24 @@ def benchmark(
         stack.enter_context(_torch_threads(threads))
         tmp = Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mobilenet-bench-")))
         for name, batch, cands in plan:
+            res = resolution or (routes.dense.resolution_of(name) if routes.dense.task_of(name) else 224)
             group: list[tuple[Result, Timed | None, float | None]] = []
             for source, runtime, precision in cands:
                 if bar is not None:
                     bar.set_description(f"{name} b{batch}: preparing {source} {runtime} {precision}")
                 else:  # per-step lines where no bar is shown (not a terminal); silent unless the CLI asks
                     progress_step(f"{name} b{batch}: preparing {source} {runtime} {precision}")
-                macs, params = _counts(source, name, resolution, counts)
+                macs, params = _counts(source, name, res, counts)
                 base = Result(name, source, routes.PEERS.get(name, {}).get(source, name), "inference", runtime,
-                              precision, batch, resolution, threads, routes.LAYOUTS[runtime],
+                              precision, batch, res, threads, routes.LAYOUTS[runtime],
                               macs=macs, params=params)
                 try:
                     if source != "ours" and not routes.peer_available(source):
                         raise routes.RouteUnavailable(f"{source} is not installed")
-                    route = routes.prepare(source, name, runtime, batch=batch, resolution=resolution,
+                    route = routes.prepare(source, name, runtime, batch=batch, resolution=res,
                                            threads=threads, workdir=tmp, int8=precision == "int8", calib=calib,
                                            precision="fp32" if precision == "int8" else precision)
-                    routes.check_output(route, batch)
+                    routes.check_output(route, batch, name=name, resolution=res)
                     group.append((replace(base, impl=route.impl, note=route.note), Timed(route.run), route.setup_s))
                 except Exception as exc:  # reported in the row, the rest of the run goes on
                     group.append((replace(base, error=_one_line(exc)), None, None))

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import runtimes as _runtimes
+from . import dense
 
 # The torch-native routes, then every file runtime in mobilenet.runtimes (ONNX Runtime,
 # ExecuTorch, OpenVINO, ...): bench learns those from the registry, not by name.
@@ -63,6 +64,8 @@ PEERS: dict[str, dict[str, str]] = {
     **{f"mobilenet_v4_{c}": {"timm": f"mobilenetv4_{c}"}
        for c in ("conv_small", "conv_small_050", "conv_small_035", "conv_medium", "conv_large", "hybrid_medium",
                  "hybrid_medium_075", "hybrid_large", "hybrid_large_075")},
+    # detectors and segmentation models: torchvision's same model, with the same weights (bench.dense)
+    **{name: {"torchvision": impl} for name, impl in dense.DENSE_PEERS.items()},
 }
 
 
@@ -88,7 +91,14 @@ def peer_available(source: str) -> bool:
 
 
 def build_model(source: str, name: str, *, num_classes: int = 1000) -> tuple[nn.Module, str]:
-    """A freshly initialised model of architecture ``name`` from ``source``."""
+    """A freshly initialised model of architecture ``name`` from ``source`` (dense models:
+    torchvision's seeded initialisation on both sides, see :mod:`.dense`)."""
+    if dense.task_of(name):
+        if source == "ours":
+            return dense.our_model(name), name
+        if source != "torchvision" or name not in dense.DENSE_PEERS:
+            raise RouteUnavailable(f"{source} has no model of the same architecture as {name}")
+        return dense.torchvision_model(name), dense.DENSE_PEERS[name]
     if source == "ours":
         from ..registry import create_model
 
@@ -185,13 +195,26 @@ def prepare(
     start = time.perf_counter()
     model, impl = build_model(source, name)
     model.eval()
-    x = torch.randn(batch, 3, resolution, resolution)
+    task = dense.task_of(name)
+    x = dense.example(name, batch, resolution) if task else torch.randn(batch, 3, resolution, resolution)
     layout, note = LAYOUTS[runtime], ""
+    if task == "detection" and runtime not in ("eager", "onnxruntime"):
+        raise RouteUnavailable(f"detectors run eager or onnxruntime here, not {runtime}")
+    if task == "detection" and int8:
+        raise RouteUnavailable("no int8 detector routes")
     if int8 and runtime not in INT8_RUNTIMES:
         raise RouteUnavailable(f"int8 runs through {' or '.join(INT8_RUNTIMES)}, not {runtime}")
     if precision != "fp32" and runtime not in BF16_RUNTIMES:
         raise RouteUnavailable(f"{precision} runs through {' or '.join(BF16_RUNTIMES) or 'no runtime'}, not {runtime}")
-    if runtime in ("eager", "channels_last"):
+    if task and runtime == "eager":
+        run = dense.eager_call(name, model, x)
+    elif task == "detection":  # onnxruntime: decoding and NMS inside the file
+        rt = _FILE_RUNTIMES[runtime]
+        rt.check_installed()
+        path = workdir / f"{source}-{impl}-{runtime}-fp32-r{resolution}{rt.suffix}"
+        note = dense.export_file(source, name, model, x, path)
+        run = dense.file_call(name, rt.load(path, threads=threads).run, x)
+    elif runtime in ("eager", "channels_last"):
         if runtime == "channels_last":
             model, x = _channels_last(model, x)
         run = _inference(model, x)
@@ -220,7 +243,10 @@ def prepare(
             raise RouteUnavailable(f"this CPU has no native {precision} for {runtime}")
         tag = f"{source}-{impl}-{runtime}-{'int8' if int8 else precision}-r{resolution}"
         path = workdir / (tag + rt.suffix)
-        note = _export(source, model, rt, x, path, int8, calib, precision)
+        if task and not int8 and runtime == "onnxruntime":
+            note = dense.export_file(source, name, model, x, path)
+        else:
+            note = _export(source, model, rt, x, path, int8, calib, precision)
         # Loaded as a user loads the file (load_artifact); ExecuTorch runs batches above
         # its planned input buffer (XNNPACK lowering caps it at 15) in chunks.
         loaded = rt.load(path, threads=threads, precision=precision)
@@ -233,10 +259,15 @@ def prepare(
     return Route(run, impl, layout, time.perf_counter() - start, note)
 
 
-def check_output(route: Route, batch: int, num_classes: int = 1000) -> None:
-    """A route must return [batch, num_classes] logits: a runtime that returns
-    nothing useful is not measured."""
+def check_output(route: Route, batch: int, num_classes: int = 1000, *, name: str | None = None,
+                 resolution: int | None = None) -> None:
+    """A route must return [batch, num_classes] logits (a dense model ``name``: detections,
+    or logits at the input size): a runtime that returns nothing useful is not measured."""
     out = route.run()
+    if name is not None and dense.task_of(name):
+        from ..registry import get_spec
+
+        return dense.check(name, out, batch, resolution, get_spec(name).num_classes)
     if isinstance(out, (list, tuple)):
         out = out[0]
     shape = tuple(np.asarray(out).shape) if not isinstance(out, torch.Tensor) else tuple(out.shape)

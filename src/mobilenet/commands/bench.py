@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib", metavar="DIR",
                    help="images to calibrate --int8 on (default: random batches; speed does not depend on them)")
     p.add_argument("--batch", default="1", metavar="LIST", help="comma-separated batch sizes (default: 1)")
-    p.add_argument("--resolution", type=int, default=224, metavar="R", help="input size (default: 224)")
+    p.add_argument("--resolution", type=int, metavar="R", help="input size (default: 224; a detector or segmentation "
+                   "model its own: 320 SSDLite, 520 LR-ASPP / DeepLabV3)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for every runtime (default: the cores idle at the start, as `train` picks them; "
                    "threads beyond them turn medians into noise)")
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     batches = _ints(args.batch, "--batch")
     shapes = _shapes(args.train) if args.train else []
-    if args.resolution < 32:
+    if args.resolution is not None and args.resolution < 32:
         raise CommandError(f"--resolution {args.resolution} is too small; use 32 or more")
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads {args.threads}: expected a positive integer")

@@ -135,6 +135,35 @@ def weight_rows(names: list[str]) -> list[dict]:
             "checked": tag.verified,
             "url": tag.url,
         })
+    return rows + dense_weight_rows(names)
+
+
+def dense_weight_rows(names: list[str]) -> list[dict]:
+    """The segmentation and detection tags of ``names`` (torchvision's COCO weights), as
+    :func:`weight_rows` has them; ``top1`` is None and ``metric`` says what was published."""
+    from ..detection import weights as det
+    from ..segmentation import weights as seg
+
+    rows = []
+    for tag in seg.TAGS.values():
+        if tag.model in names:
+            p = tag.preprocess
+            rows.append({"model": tag.model, "tag": tag.tag, "default": True, "source": tag.source,
+                         "original_name": tag.original_name, "top1": None, "metric": tag.note.split(";")[0],
+                         "licence": tag.licence,
+                         "preprocess": f"{p.interpolation} short side->{p.resolution}, no crop, "
+                                       f"mean {list(p.mean)} std {list(p.std)}",
+                         "padding": "symmetric", "checked": tag.verified, "url": tag.url})
+    for tag in det.TAGS.values():
+        if tag.model in names:
+            from ..detection.ssdlite import IMAGE_MEAN, IMAGE_STD
+
+            rows.append({"model": tag.model, "tag": tag.tag, "default": det.get_tag(tag.model, True) is tag,
+                         "source": "torchvision", "original_name": tag.url.rsplit("/", 1)[-1].split("-")[0],
+                         "top1": None, "metric": f"COCO val2017 box AP {tag.box_map}", "licence": tag.licence,
+                         "preprocess": f"bilinear resize->320x320 (inside the model), mean {list(IMAGE_MEAN)} "
+                                       f"std {list(IMAGE_STD)}",
+                         "padding": "symmetric", "checked": f"sha256 prefix {tag.sha256}", "url": tag.url})
     return rows
 
 
@@ -147,8 +176,10 @@ def run_weights(args: argparse.Namespace) -> int:
         raise CommandError("no official weights for these models; `mobilenet info --weights` lists them all")
     rows = sorted(rows, key=lambda r: (r["model"], r["source"], r["tag"]))
     table = [dict(r, licence=r["licence"].split(" (")[0]) for r in rows]  # the full text is in --json
-    print(format_table(table, ["model", "tag", "default", "source", "top1", "licence", "preprocess", "padding",
-                              "checked"], {"top1": "top-1", "checked": "download check"}))
+    columns = ["model", "tag", "default", "source", "top1", "licence", "preprocess", "padding", "checked"]
+    if any("metric" in r for r in rows):
+        columns.insert(5, "metric")  # dense models: mIoU / box AP as published
+    print(format_table(table, columns, {"top1": "top-1", "checked": "download check"}))
     print("\nmobilenet.create_model(MODEL, pretrained=TAG) (pretrained=True: the default). "
           "top-1: ImageNet-1k val as published by the source; licence as the source states it.")
     return 0

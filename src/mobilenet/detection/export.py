@@ -203,7 +203,8 @@ def detector_metadata(model: nn.Module, *, nms: bool, image_size: Sequence[int],
     cfg = getattr(model, "pretrained_cfg", None) or {}
     return {"format": "mobilenet-detector", "model": getattr(model, "model_name", None), "nms": nms,
             "image_size": list(image_size), "input": "image [1, 3, H, W] RGB in [0, 1]",
-            "outputs": outputs, "labels": cfg.get("labels"), "box_coder_weights": list(model.box_coder.weights)}
+            "outputs": outputs, "labels": cfg.get("labels"), "box_coder_weights": list(model.box_coder.weights),
+            "num_classes": model.num_classes}
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, nms: bool = True, image_size: Sequence[int] | None = None,

@@ -36,7 +36,8 @@ class DetectionResult:
 
 
 def is_detector(model: nn.Module) -> bool:
-    return hasattr(model, "decode") and hasattr(model, "forward_raw")
+    """Our detectors, and detector files loaded in their runtime (:mod:`.artifact`)."""
+    return (hasattr(model, "decode") and hasattr(model, "forward_raw")) or getattr(model, "task", None) == "detection"
 
 
 def label_name(labels: Sequence[str] | None, index: int) -> str:

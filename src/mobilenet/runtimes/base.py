@@ -176,17 +176,34 @@ class Artifact:
 
     def as_module(self) -> nn.Module:
         """This file as an ``nn.Module`` with ``num_classes`` and ``pretrained_cfg``,
-        so code written for our models (``mobilenet eval``) runs it unchanged."""
+        so code written for our models (``mobilenet eval``) runs it unchanged: a
+        detector file takes a list of images and gives their detections, as our detectors."""
+        if self.metadata.get("format") == "mobilenet-detector":
+            from ..detection.artifact import DetectorFile
+
+            return DetectorFile(self)
         return ArtifactModule(self)
 
 
 class ArtifactModule(nn.Module):
+    """A classifier or segmentation file. A segmentation file written for one image size
+    (all but ONNX's, ``dynamic_size``) gets each batch resized to it and its logits resized
+    back, so it still answers at the size it was given."""
+
     def __init__(self, artifact: Artifact) -> None:
         super().__init__()
         self.artifact = artifact
         self.num_classes = artifact.num_classes
         self.pretrained_cfg = {"preprocess": artifact.preprocess.to_dict(), "labels": artifact.labels,
                                "source": str(artifact.path)}
+        meta = artifact.metadata
+        self.task = "segmentation" if meta.get("arch") == "SegmentationModel" else None
+        self.fixed_size = None if meta.get("dynamic_size") or self.task is None else meta.get("resolution")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = tuple(x.shape[-2:])
+        if self.fixed_size and size != (self.fixed_size, self.fixed_size):
+            x = nn.functional.interpolate(x, size=[self.fixed_size] * 2, mode="bilinear", align_corners=False)
+            return nn.functional.interpolate(self.artifact(x.contiguous()), size=list(size), mode="bilinear",
+                                             align_corners=False)
         return self.artifact(x.contiguous())  # runtimes take plain NCHW buffers

@@ -4,6 +4,8 @@ dynamic batch dimension and the metadata every written file carries."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,7 +41,11 @@ def model_preprocess(model: nn.Module) -> Preprocess:
     """The preprocessing a model's weights were trained with (224 px ImageNet defaults
     when it carries none)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
-    return Preprocess.from_dict(cfg["preprocess"]) if cfg.get("preprocess") else Preprocess()
+    if cfg.get("preprocess"):
+        return Preprocess.from_dict(cfg["preprocess"])
+    if getattr(model, "task", None) == "segmentation":  # torchvision's SemanticSegmentation preset
+        return Preprocess(resolution=520, crop_pct=1.0, crop_mode="resize")
+    return Preprocess()
 
 
 def example_batch(model: nn.Module, resolution: int | None = None, batch: int = 2) -> torch.Tensor:
@@ -72,6 +78,10 @@ def calibration_batches(
         from .. import progress
 
         files = find_images(folder)
+        if preprocess.crop_mode == "resize":  # a batch has one size: segmentation images cropped square here
+            from dataclasses import replace
+
+            preprocess = replace(preprocess, crop_mode="resize_crop", crop_pct=1.0)
         transform = preprocess.transform()
         images, skipped = [], 0
         advance = progress.counter(min(limit, len(files)), f"read images from {folder}")
@@ -109,7 +119,8 @@ def artifact_metadata(model: nn.Module, *, fmt: str, int8: bool, backend: str | 
         "arch": getattr(model, "arch", type(model).__name__) if hasattr(model, "arch_args") else None,
         "arch_args": getattr(model, "arch_args", None),
         "num_classes": getattr(model, "num_classes", None),
-        "preprocess": model_preprocess(model).to_dict(),
+        # The file takes `resolution` px images: its preprocessing says so, whatever the weights came with.
+        "preprocess": dataclasses.replace(model_preprocess(model), resolution=resolution).to_dict(),
         "labels": cfg.get("labels"),
         "int8": int8,
         "backend": backend,

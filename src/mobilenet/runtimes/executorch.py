@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .base import Loaded, Runtime, Written
-from .common import batch_dim
+from .common import ExportError, batch_dim
 
 
 class ExecuTorchRuntime(Runtime):
@@ -65,11 +65,16 @@ class ExecuTorchRuntime(Runtime):
             method = program.load_method("forward")
         # The planned input buffer bounds the batch. ExecuTorch 1.5's lowering narrows
         # the exported range (batch <= 15 for these graphs): larger batches run in chunks.
-        capacity = int(program.metadata("forward").input_tensor_meta(0).sizes()[0])
+        sizes = tuple(int(s) for s in program.metadata("forward").input_tensor_meta(0).sizes())
+        capacity = sizes[0]
         max_batch = min(int(meta.get("max_batch") or capacity), capacity)
         meta = {**meta, "batch_capacity": capacity}
 
         def run(x: torch.Tensor) -> torch.Tensor:
+            if tuple(x.shape[1:]) != sizes[1:]:  # static shapes: ExecuTorch would fail with a bare error code
+                raise ExportError(f"{path}: takes images of {'x'.join(map(str, sizes[1:]))} (C x H x W), "
+                                  f"got {'x'.join(map(str, x.shape[1:]))}; preprocess to {sizes[-1]} px "
+                                  "or export again with --resolution")
             x = x.detach().float().contiguous()
             outs = [method.execute([chunk.contiguous()])[0].clone() for chunk in x.split(max_batch)]
             return torch.cat(outs)

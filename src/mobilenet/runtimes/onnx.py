@@ -37,6 +37,8 @@ class OnnxRuntime(Runtime):
 
     def write(self, model: nn.Module, path: Path, *, example: torch.Tensor, meta: dict[str, Any],
               calib: list[torch.Tensor] | None = None, precision: str = "fp32") -> Written:
+        if getattr(model, "task", None) == "segmentation":  # any image size, as torchvision's preset makes them
+            meta = {**meta, "dynamic_size": True}
         if calib is None:
             _write_onnx(model, example, path, meta)
             return Written()
@@ -67,7 +69,10 @@ class OnnxRuntime(Runtime):
         name = session.get_inputs()[0].name
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run(None, {name: x.detach().float().contiguous().numpy()})[0])
+            outs = session.run(None, {name: x.detach().float().contiguous().numpy()})
+            if len(outs) > 1:  # a detector's boxes, scores, labels
+                return tuple(torch.from_numpy(o) for o in outs)
+            return torch.from_numpy(outs[0])
 
         return Loaded(run, json.loads(meta_props.get(METADATA_NAME, "{}")))
 
@@ -85,8 +90,11 @@ def _set_metadata(proto: Any, meta: dict) -> None:
 def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, meta: dict) -> None:
     import onnx
 
+    dims = batch_dim()
+    if meta.get("dynamic_size"):
+        dims.update({2: torch.export.Dim("height", min=32, max=4096), 3: torch.export.Dim("width", min=32, max=4096)})
     onnx_program = torch.onnx.export(model, (example,), None, dynamo=True, opset_version=ONNX_OPSET,
-                                     dynamic_shapes=(batch_dim(),), external_data=False, verbose=False)
+                                     dynamic_shapes=(dims,), external_data=False, verbose=False)
     proto = onnx_program.model_proto
     # Node metadata holds the exporting machine's source paths and stack traces:
     # a third of a small model's file, and nothing a runtime reads.

@@ -79,3 +79,25 @@ class SegmentationFolder(torch.utils.data.Dataset):
             x = F.interpolate(x[None], size=new, mode="bilinear", align_corners=False, antialias=True)[0]
             target = F.interpolate(target[None, None].float(), size=new, mode="nearest")[0, 0].long()
         return (x - self.mean) / self.std, target
+
+
+def preprocess_of(model: torch.nn.Module, resolution: int | None = None):
+    """How ``model``'s weights expect images, as torchvision's ``SemanticSegmentation``
+    preset: the short side to ``resolution`` (default: the weights' own, else 520), no crop.
+    (Files written before ``crop_mode="resize"`` existed say resize_crop with crop_pct 1.0,
+    which was meant the same way.)"""
+    from dataclasses import replace
+
+    from ..images import Preprocess
+
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    pre = Preprocess.from_dict(cfg["preprocess"]) if cfg.get("preprocess") else Preprocess(resolution=520)
+    return replace(pre, crop_mode="resize", crop_pct=1.0, resolution=resolution or pre.resolution)
+
+
+def resize_mask(mask: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """A class-index mask (PIL) at ``size`` (H, W), nearest, as torchvision's references resize
+    the target to the transformed image's size."""
+    if mask.size != (size[1], size[0]):
+        mask = mask.resize((size[1], size[0]), Image.Resampling.NEAREST)
+    return torch.from_numpy(np.asarray(mask, dtype=np.uint8).astype(np.int64))

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..files import atomic_write_bytes
-from ..images import Preprocess, load_image
+from ..images import load_image
 
 
 def palette(n: int) -> np.ndarray:
@@ -47,21 +47,20 @@ class SegmentationResult:
 
 @torch.no_grad()
 def segment(model: nn.Module, images: Sequence[str | os.PathLike]) -> list[SegmentationResult]:
-    """The class of every pixel of each image: the short side resized to the weights'
-    resolution, the logits resized back to the image's own size."""
+    """The class of every pixel of each image: preprocessed as torchvision's
+    ``SemanticSegmentation`` preset (short side to the weights' resolution, no crop), the
+    logits resized back to the image's own size."""
+    from .data import preprocess_of
+
     cfg = getattr(model, "pretrained_cfg", None) or {}
-    pre = Preprocess.from_dict(cfg["preprocess"]) if cfg.get("preprocess") else Preprocess(resolution=520)
+    transform = preprocess_of(model).transform()
     labels = cfg.get("labels") or [f"class {i}" for i in range(model.num_classes)]
-    mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
     model = model.eval()
     out = []
     for path in images:
         img = load_image(path)
-        x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255)
-        scale = pre.resolution / min(x.shape[-2:])
-        size = [max(1, round(s * scale)) for s in x.shape[-2:]]
-        small = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        logits = F.interpolate(model((small - mean) / std), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        logits = F.interpolate(model(transform(img)[None]), size=(img.height, img.width), mode="bilinear",
+                               align_corners=False)
         mask = logits.argmax(1)[0].numpy().astype(np.uint8)
         counts = np.bincount(mask.ravel(), minlength=len(labels))
         shares = {labels[i]: round(float(counts[i]) / mask.size, 4) for i in np.argsort(-counts) if counts[i]}

@@ -27,7 +27,7 @@ from .model import VOC_LABELS, SegmentationModel
 _TV = "https://download.pytorch.org/models/"
 _TV_LIC = "BSD-3-Clause (torchvision; no separate weights licence stated)"
 # torchvision's SemanticSegmentation(resize_size=520): short side to 520, no crop, ImageNet mean/std.
-SEG_PREPROCESS = Preprocess(resolution=520, crop_pct=1.0, interpolation="bilinear")
+SEG_PREPROCESS = Preprocess(resolution=520, crop_pct=1.0, interpolation="bilinear", crop_mode="resize")
 
 # torchvision 0.29 models/segmentation/{lraspp,deeplabv3}.py, COCO_WITH_VOC_LABELS_V1 (trained on the COCO
 # images of the 20 VOC categories; mIoU / pixel acc on COCO val2017 with VOC labels, as published there).
@@ -240,7 +240,7 @@ def copy_backbone(model: SegmentationModel, classifier: nn.Module) -> None:
     pre = Preprocess.from_dict(cfg["preprocess"]) if cfg.get("preprocess") else Preprocess()
     model.pretrained_cfg = {
         "preprocess": Preprocess(resolution=SEG_PREPROCESS.resolution, crop_pct=1.0, interpolation=pre.interpolation,
-                                 mean=pre.mean, std=pre.std).to_dict(),
+                                 mean=pre.mean, std=pre.std, crop_mode="resize").to_dict(),
         "labels": None,
         "source": f"backbone: {cfg.get('source', 'pretrained classifier')}",
     }

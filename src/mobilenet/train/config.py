@@ -87,6 +87,8 @@ class TrainConfig:
     bn_momentum: float | None = _f(None, "BatchNorm momentum (unset: the model's)", min=0.0, max=1.0)
     freeze_bn: bool = _f(False, "keep BatchNorm statistics fixed (fine-tuning on small data)")
     head_only: bool = _f(False, "train only the classifier (a linear probe of pretrained features)")
+    freeze_backbone: int = _f(0, "dense models: the backbone's weights stay fixed for this many first epochs "
+                              "(its BatchNorm still normalises with batch statistics); steps are faster", min=0)
     ema_decay: float = _f(0.0, "EMA of the weights with this decay per step; 0 turns it off", min=0.0, below=1.0)
     clip_grad: float = _f(0.0, "clip the gradient norm to this; 0 turns it off", min=0.0)
     # -- augmentation ----------------------------------------------------------------
@@ -129,6 +131,8 @@ class TrainConfig:
             for dense_only in ("backbone", "pretrained_backbone", "masks"):
                 if getattr(self, dense_only) is not None:
                     raise ConfigError(dense_only, "is an option of --task detection or segmentation")
+            if self.freeze_backbone:
+                raise ConfigError("freeze_backbone", "is an option of --task detection or segmentation")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

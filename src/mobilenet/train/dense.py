@@ -169,6 +169,15 @@ class _BackboneCalibration:
         return calibrate_batchnorm(model, modules, lambda b: self._features(model, b[0], device), batches)
 
 
+    @staticmethod
+    def freeze_backbone(model: nn.Module, frozen: bool) -> None:
+        """``--freeze-backbone``: the backbone's weights get no gradient (so its backward pass is
+        skipped) while ``frozen``; its BatchNorm layers stay as the rest of the model, normalising
+        with batch statistics in training, so a random backbone is treated as a pretrained one."""
+        for param in model.backbone.parameters():
+            param.requires_grad_(not frozen)
+
+
 def make_task(cfg: TrainConfig) -> DetectionTask | SegmentationTask:
     return {"detection": DetectionTask, "segmentation": SegmentationTask}[cfg.task](cfg)
 
@@ -393,7 +402,8 @@ class SegmentationTask(_BackboneCalibration):
         model = build_dense_model(self.cfg, len(data.classes))
         cfg = (getattr(model, "pretrained_cfg", None) or {}).get("preprocess") or {}
         mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
-        return model, Preprocess(resolution=self.cfg.resolution or 192, crop_pct=1.0, mean=mean, std=std)
+        return model, Preprocess(resolution=self.cfg.resolution or 192, crop_pct=1.0, mean=mean, std=std,
+                                 crop_mode="resize")
 
     def train_set(self, data: DenseData, pre: Preprocess) -> Dataset:
         from torchvision import tv_tensors

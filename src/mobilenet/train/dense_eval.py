@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..images import Preprocess
 from .data import DataError
 
 SPLITS = {"val": "val", "train": "train"}
@@ -53,7 +52,7 @@ def evaluate_detection(model: nn.Module, data: str, split: str = "val", batch_si
     from ..detection.evaluate import evaluate_detector
 
     dataset = coco_split(data, split)
-    if dataset.num_classes > model.num_classes:
+    if model.num_classes is not None and dataset.num_classes > model.num_classes:
         raise DataError(f"--data {data}: its labels go up to {dataset.num_classes - 1}, the detector has "
                         f"{model.num_classes} classes (background included)")
     start = time.perf_counter()
@@ -67,31 +66,30 @@ def evaluate_detection(model: nn.Module, data: str, split: str = "val", batch_si
 def evaluate_segmentation(model: nn.Module, data: str, split: str = "val", masks: str | None = None,
                           resolution: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Mean IoU, pixel accuracy and per-class IoU of ``model`` on ``data``'s ``split``, each image
-    resized (short side) to ``resolution`` (default: the weights' own), its mask with it (nearest)."""
+    preprocessed as torchvision's ``SemanticSegmentation`` preset (short side to ``resolution``,
+    default the weights' own; no crop) and its mask resized to it (nearest), as torchvision's
+    reference evaluation does: every pixel of the image is scored."""
+    from ..segmentation.data import preprocess_of, resize_mask
     from ..segmentation.metrics import SegmentationMetrics
     from .dense import load_segmentation
 
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    pre = Preprocess.from_dict(cfg["preprocess"]) if cfg.get("preprocess") else Preprocess(resolution=520)
-    side = resolution or pre.resolution
-    items, classes, source = load_segmentation(data, masks, split, side)
+    pre = preprocess_of(model, resolution)
+    transform = pre.transform()
+    items, classes, source = load_segmentation(data, masks, split, None)
     if len(classes) != model.num_classes:
         raise DataError(f"--data {data}: {len(classes)} classes in its classes file, the model has {model.num_classes}")
-    mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
     metrics = SegmentationMetrics(len(classes), classes)
     model.eval()
     start = time.perf_counter()
-    import numpy as np
-
     for i, (img, mask) in enumerate(items):
-        x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float().div(255)
-        logits = model((x - mean) / std)
-        metrics.update(logits.argmax(1), torch.from_numpy(np.asarray(mask).astype(np.int64))[None])
+        x = transform(img)[None]
+        logits = model(x)
+        metrics.update(logits.argmax(1), resize_mask(mask, tuple(x.shape[-2:]))[None])
         if progress:
             print(f"\revaluated {i + 1}/{len(items)} images", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
     seconds = time.perf_counter() - start
     m = metrics.compute()
-    return {"task": "segmentation", "images": len(items), "resolution": side, "masks": source, **m,
+    return {"task": "segmentation", "images": len(items), "resolution": pre.resolution, "masks": source, **m,
             "images_per_s": len(items) / max(seconds, 1e-9)}

@@ -213,6 +213,9 @@ class Trainer:
         if self.resume:
             self._load(Path(self.resume) / STATE_FILE)
         net: nn.Module = model
+        if ctx.world > 1 and cfg.freeze_backbone:
+            raise ValueError("--freeze-backbone is not supported under torchrun (DistributedDataParallel needs the "
+                             "same trainable parameters throughout); train in one process")
         if ctx.world > 1:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -352,6 +355,8 @@ class Trainer:
         self.model.train()
         if cfg.freeze_bn:
             freeze_batchnorm(self.model)
+        if self.task is not None and cfg.freeze_backbone:
+            self.task.freeze_backbone(self.model, p.epoch < cfg.freeze_backbone)
         bar = self._bar(p.epoch)
         loss_sum, correct, seen, seconds = p.sums
         tick = time.perf_counter()
