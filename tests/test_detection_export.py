@@ -70,9 +70,9 @@ def test_onnx_without_nms_returns_head_and_anchors(detector, tmp_path):
 def test_cli_export_of_a_detector_says_what_it_supports(tmp_path, capsys):
     from mobilenet.cli import main
 
-    out = str(tmp_path / "d.pte")
-    assert main(["export", "--model", "ssdlite320_mobilenet_v3_small", "--format", "executorch", "-o", out]) == 2
-    assert "detectors export to ONNX only" in capsys.readouterr().err
+    out = str(tmp_path / "d.xml")
+    assert main(["export", "--model", "ssdlite320_mobilenet_v3_small", "--format", "openvino", "-o", out]) == 2
+    assert "detectors export to ONNX or ExecuTorch only" in capsys.readouterr().err
     assert main(["export", "--model", "mobilenet_v3_small_100", "--format", "onnx", "--no-nms",
                  "-o", str(tmp_path / "c.onnx")]) == 2
     assert "--no-nms is for detectors" in capsys.readouterr().err

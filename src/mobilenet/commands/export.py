@@ -139,41 +139,66 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def run_detection(model, args: argparse.Namespace) -> int:
-    """A detector: ONNX with its decoding and NMS in the graph (or the raw head), checked in
-    ONNX Runtime against eager PyTorch (see mobilenet.detection.export)."""
+    """A detector: ONNX with its decoding and NMS in the graph, or ExecuTorch with its decoding in
+    the program and NMS in the loader (or either as the raw head), checked in its runtime against
+    eager PyTorch (see mobilenet.detection.export and mobilenet.detection.executorch)."""
     from ..detection.export import DetectionExportError, export_onnx
 
-    if args.format != "onnx":
-        raise CommandError(f"--format {args.format}: detectors export to ONNX only (--format onnx)")
-    if args.int8 or args.precision != "fp32":
-        raise CommandError("detectors export in fp32 only (no --int8, no --precision bf16)")
-    images = None
-    if args.images:
-        from torchvision.io import ImageReadMode, decode_image
-
-        from ..images import find_images
-
-        files = find_images(args.images)[:4]
-        if not files:
-            raise CommandError(f"--images {args.images}: no images found")
-        try:
-            images = [decode_image(str(f), mode=ImageReadMode.RGB).float() / 255 for f in files]
-        except (RuntimeError, OSError) as exc:
-            raise CommandError(f"--images: {exc}") from None
+    if args.format not in ("onnx", "executorch"):
+        raise CommandError(f"--format {args.format}: detectors export to ONNX or ExecuTorch only "
+                           "(--format onnx or executorch)")
+    if args.precision != "fp32":
+        raise CommandError("detectors export in fp32 or --int8 (no --precision bf16)")
+    images = read_photos(args.images, "--images", 4) if args.images else None
     size = (args.resolution, args.resolution) if args.resolution else None
     try:
-        report = export_onnx(model, args.output, nms=not args.no_nms, image_size=size, images=images)
+        if args.format == "onnx":
+            if args.int8:
+                from ..detection.quantize import export_onnx_int8
+
+                report = export_onnx_int8(model, args.output, nms=not args.no_nms, image_size=size, images=images,
+                                          calib=read_photos(args.calib, "--calib", args.calib_images))
+            else:
+                report = export_onnx(model, args.output, nms=not args.no_nms, image_size=size, images=images)
+        else:
+            from ..detection.executorch import export_pte
+
+            calib = read_photos(args.calib, "--calib", args.calib_images) if args.int8 else None
+            report = export_pte(model, args.output, nms=not args.no_nms, image_size=size, images=images,
+                                int8=args.int8, calib=calib)
     except DetectionExportError as exc:
         raise CommandError(str(exc)) from None
     row = report.to_dict()
+    row["format"], row["int8"] = args.format, args.int8
     row["verified_on"] = f"{report.checked_images} images from {args.images}" if args.images else "random images"
     if args.json:
         print_json(row)
         return 0
-    print(format_table([{"file": report.path, "format": "onnx" + ("" if report.nms else " raw head"),
+    runtime = "ONNX Runtime" if args.format == "onnx" else "ExecuTorch"
+    kind = args.format + (" int8" if args.int8 else "") + ("" if report.nms else " raw head")
+    print(format_table([{"file": report.path, "format": kind,
                          "MB": round(report.bytes / 1e6, 2), "input": "x".join(map(str, report.image_size)),
                          "network |diff|/scale": report.max_raw_diff, "boxes |diff| px": report.max_box_diff}],
                        ["file", "format", "MB", "input", "network |diff|/scale", "boxes |diff| px"]))
-    print(f"checked in ONNX Runtime on {row['verified_on']}: ok"
-          + (f"; {report.eager_agreement:.0%} of eager detections within 1e-3 px" if report.nms else ""))
+    agree = f"; {report.eager_agreement:.0%} of fp32 eager detections within 1e-3 px" if report.nms else ""
+    if args.int8 and report.nms:
+        agree = (f"; {report.int8_match:.0%} of fp32 eager detections scoring >= 0.3 found (same label, IoU >= 0.5)"
+                 if report.int8_match is not None else "; no fp32 eager detection scores >= 0.3 on these images "
+                 "(an untrained model?), so int8 agreement is not measured")
+    print(f"checked in {runtime} on {row['verified_on']}: ok{agree}")
     return 0
+
+
+def read_photos(folder: str, argument: str, limit: int):
+    """The first ``limit`` images of ``folder`` as [3, H, W] floats in [0, 1]."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    from ..images import find_images
+
+    files = find_images(folder)[:limit] if Path(folder).is_dir() else []
+    if not files:
+        raise CommandError(f"{argument} {folder}: no images found; point it at a folder of photos")
+    try:
+        return [decode_image(str(f), mode=ImageReadMode.RGB).float() / 255 for f in files]
+    except (RuntimeError, OSError) as exc:
+        raise CommandError(f"{argument}: {exc}") from None

@@ -1,4 +1,5 @@
-"""A detector file (:mod:`.export`: ONNX with decoding and NMS in the graph) as a module
+"""A detector file (:mod:`.export`: ONNX with decoding and NMS in the graph; :mod:`.executorch`:
+a program with the decoding, NMS applied by its loader) as a module
 that takes what our detectors take, a list of [3, H, W] images in [0, 1], and gives
 what they give, one dict of boxes (in each image's pixels), scores and labels per
 image; so ``mobilenet eval`` / ``predict`` run it as they run the eager model.
@@ -24,10 +25,16 @@ class DetectorFile(nn.Module):
     def __init__(self, artifact) -> None:
         super().__init__()
         meta = artifact.metadata
-        if not meta.get("nms", True):
+        if not meta.get("nms", True) and not meta.get("decoded"):
             raise ValueError(f"{artifact.path}: a raw-head detector file (exported with --no-nms) gives box offsets "
                              "and logits, not detections; export it without --no-nms to evaluate or predict with it")
         self.artifact = artifact
+        if meta.get("decoded"):  # an ExecuTorch file that stops before NMS: its loader applies it
+            from .executorch import load_pte
+
+            self.run = load_pte(artifact.path)
+        else:
+            self.run = artifact
         self.image_size = tuple(meta.get("image_size") or (320, 320))
         labels = meta.get("labels")
         self.num_classes = meta.get("num_classes") or (len(labels) if labels else None)  # background included
@@ -42,7 +49,7 @@ class DetectorFile(nn.Module):
             x = img[None].float()
             if (h, w) != self.image_size:
                 x = F.interpolate(x, size=list(self.image_size), mode="bilinear", align_corners=False)
-            boxes, scores, labels = self.artifact(x.contiguous())[:3]
+            boxes, scores, labels = self.run(x.contiguous())[:3]
             ih, iw = self.image_size
             scale = torch.tensor([w / iw, h / ih] * 2, dtype=boxes.dtype)
             out.append({"boxes": boxes * scale, "scores": scores, "labels": labels.long()})

@@ -9,6 +9,10 @@ the graph) gives
   same decoding as eager (softmax, per-class top-k above the score threshold,
   class-wise NMS through ``torchvision.ops.nms``, which ONNX exports as
   ``NonMaxSuppression``);
+* ``nms=False, decoded=True``: ``boxes [A, 4]`` (decoded, clipped, in the input's
+  pixels) and ``scores [A, C]`` (softmax, background first): everything but the
+  selection, for runtimes without an NMS kernel (ExecuTorch,
+  :mod:`mobilenet.detection.executorch`);
 * ``nms=False``: ``box_offsets [1, A, 4]``, ``logits [1, A, C]`` and the constant
   ``anchors [A, 4]`` (x1, y1, x2, y2 in the detector's input pixels), for a runtime
   that decodes and suppresses itself (torchvision's ``BoxCoder`` weights 10, 10, 5, 5).
@@ -44,7 +48,8 @@ class DetectionExportError(ValueError):
 class DetectionGraph(nn.Module):
     """The exported computation of an SSDLite (see the module doc)."""
 
-    def __init__(self, model: nn.Module, *, image_size: Sequence[int] | None = None, nms: bool = True) -> None:
+    def __init__(self, model: nn.Module, *, image_size: Sequence[int] | None = None, nms: bool = True,
+                 decoded: bool = False) -> None:
         super().__init__()
         if not hasattr(model, "forward_raw") or not hasattr(model, "decode"):
             raise DetectionExportError(f"{type(model).__name__} is not a mobilenet detector")
@@ -53,7 +58,9 @@ class DetectionGraph(nn.Module):
         self.image_size = (size, size) if image_size is None else (int(image_size[0]), int(image_size[1]))
         if min(self.image_size) < 32:
             raise DetectionExportError(f"image_size must be at least 32x32, got {self.image_size}")
-        self.nms = nms
+        if nms and decoded:
+            raise DetectionExportError("decoded=True is the graph that stops before NMS: pass nms=False with it")
+        self.nms, self.decoded = nms, decoded
 
     def forward(self, image: torch.Tensor):
         m = self.model
@@ -65,6 +72,11 @@ class DetectionGraph(nn.Module):
         if self.image_size != (m.size, m.size):
             x = F.interpolate(x, size=[m.size, m.size], mode="bilinear", align_corners=False)
         box_offsets, logits = m.forward_raw(x)
+        if self.decoded:  # boxes in the input's pixels and class probabilities, for an NMS outside
+            boxes = m.box_coder.decode_single(box_offsets[0], m.anchors).clamp(0, m.size)
+            h, w = self.image_size
+            scale = torch.tensor([w / m.size, h / m.size] * 2, dtype=boxes.dtype)
+            return boxes * scale, F.softmax(logits[0], dim=-1)
         if not self.nms:
             return box_offsets, logits, m.anchors
         det = m.decode(box_offsets[0], logits[0], self.image_size)
@@ -85,6 +97,8 @@ class DetectionExportReport:
     eager_agreement: float  # share of eager-on-image detections the file gives within 1e-3 px
     eager_max_box_diff: float  # px, over those
     passed: bool
+    int8: bool = False
+    int8_match: float | None = None  # int8: share of fp32 eager detections >= 0.3 found (same label, IoU >= 0.5)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -168,6 +182,31 @@ def agreement(eager: Sequence[torch.Tensor], runtime: Sequence[torch.Tensor]) ->
     return int(ok.sum()), float(nearest[ok].max()) if ok.any() else 0.0
 
 
+def iou_match(eager: Sequence[torch.Tensor], runtime: Sequence[torch.Tensor], *, score_min: float = 0.3,
+              iou_min: float = 0.5) -> tuple[int, int]:
+    """(found, of): how many eager detections scoring >= ``score_min`` the runtime gives
+    with the same label at IoU >= ``iou_min`` (an int8 file's boxes move by more than 1e-3 px)."""
+    from torchvision.ops import box_iou
+
+    (eb, es, el), (rb, _, rl) = eager, runtime
+    eb, el = eb[es >= score_min], el[es >= score_min]
+    if len(eb) == 0 or len(rb) == 0:
+        return 0, len(eb)
+    iou = box_iou(eb, rb)
+    iou[el[:, None] != rl.to(el.dtype)[None, :]] = 0
+    return int((iou.max(1).values >= iou_min).sum()), len(eb)
+
+
+def detector_metadata(model: nn.Module, *, nms: bool, image_size: Sequence[int], outputs: list[str]) -> dict:
+    """What a detector file says about itself (ONNX: the ``mobilenet`` model property;
+    ExecuTorch: the ``mobilenet_metadata`` method)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return {"format": "mobilenet-detector", "model": getattr(model, "model_name", None), "nms": nms,
+            "image_size": list(image_size), "input": "image [1, 3, H, W] RGB in [0, 1]",
+            "outputs": outputs, "labels": cfg.get("labels"), "box_coder_weights": list(model.box_coder.weights),
+            "num_classes": model.num_classes}
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, nms: bool = True, image_size: Sequence[int] | None = None,
                 images: Sequence[torch.Tensor] | None = None, opset: int = ONNX_OPSET) -> DetectionExportReport:
     """Write ``model`` as ONNX (see the module doc) once ONNX Runtime has run it on
@@ -195,11 +234,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, nms: bool = True, 
     with atomic_path(path) as tmp:
         program.save(str(tmp))
         proto = onnx.load(str(tmp))
-        cfg = getattr(model, "pretrained_cfg", None) or {}
-        meta = {"format": "mobilenet-detector", "model": getattr(model, "model_name", None), "nms": nms,
-                "image_size": list(graph.image_size), "input": "image [1, 3, H, W] RGB in [0, 1]",
-                "outputs": outputs, "labels": cfg.get("labels"), "box_coder_weights": list(model.box_coder.weights),
-                "num_classes": model.num_classes}
+        meta = detector_metadata(model, nms=nms, image_size=graph.image_size, outputs=outputs)
         onnx.helper.set_model_props(proto, {"mobilenet": json.dumps(meta)})
         onnx.save(proto, str(tmp))
         if nms:  # a copy that also returns the head's outputs, to check each stage against its own reference

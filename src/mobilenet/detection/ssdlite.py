@@ -304,18 +304,10 @@ class SSDLite(nn.Module):
         above ``score_thresh``, class-wise NMS, the ``detections_per_img`` best."""
         boxes = self.box_coder.decode_single(box_offsets, self.anchors)
         boxes = box_ops.clip_boxes_to_image(boxes, (self.size, self.size))
-        scores = F.softmax(logits, dim=-1)[:, 1:].T  # (classes, anchors), background dropped
-        k = min(self.topk_candidates, scores.shape[1])
-        top, idx = scores.topk(k, dim=1)  # sorted, so "the k best above the threshold" is a prefix
-        candidates = boxes[idx]  # (classes, k, 4)
-        # Class by class NMS, as torchvision's batched_nms does for many boxes. Candidates under
-        # the threshold come last and cannot suppress those above it, so they can be dropped after.
-        kept = torch.cat([box_ops.nms(candidates[c], top[c], self.nms_thresh) + c * k for c in range(len(top))])
-        flat_scores = top.reshape(-1)
-        kept = kept[flat_scores[kept] > self.score_thresh]
-        kept = kept[flat_scores[kept].argsort(descending=True)][: self.detections_per_img]
-        boxes, top = candidates.reshape(-1, 4)[kept], flat_scores[kept]
-        labels = torch.div(kept, k, rounding_mode="floor") + 1
+        det = select_detections(boxes, F.softmax(logits, dim=-1), score_thresh=self.score_thresh,
+                                nms_thresh=self.nms_thresh, topk_candidates=self.topk_candidates,
+                                detections_per_img=self.detections_per_img)
+        boxes, top, labels = det["boxes"], det["scores"], det["labels"]
         if image_size is not None:
             h, w = image_size
             scale = torch.tensor([w / self.size, h / self.size] * 2, dtype=boxes.dtype, device=boxes.device)
@@ -349,6 +341,26 @@ class SSDLite(nn.Module):
                 matched.append(self.proposal_matcher(box_ops.box_iou(boxes, self.anchors)))
         outputs = {"bbox_regression": box_offsets, "cls_logits": logits}
         return SSD.compute_loss(self, scaled, outputs, [self.anchors] * len(targets), matched)
+
+
+def select_detections(boxes: torch.Tensor, scores: torch.Tensor, *, score_thresh: float, nms_thresh: float,
+                      topk_candidates: int, detections_per_img: int) -> dict[str, torch.Tensor]:
+    """Decoded boxes ``(A, 4)`` and class probabilities ``(A, C)`` (background first) ->
+    detections: per class the ``topk_candidates`` best above ``score_thresh``,
+    class-wise NMS, the ``detections_per_img`` best (torchvision's SSD postprocessing).
+    Shared by :meth:`SSDLite.decode` and the loader of files that stop before NMS."""
+    scores = scores[:, 1:].T  # (classes, anchors), background dropped
+    k = min(topk_candidates, scores.shape[1])
+    top, idx = scores.topk(k, dim=1)  # sorted, so "the k best above the threshold" is a prefix
+    candidates = boxes[idx]  # (classes, k, 4)
+    # Class by class NMS, as torchvision's batched_nms does for many boxes. Candidates under
+    # the threshold come last and cannot suppress those above it, so they can be dropped after.
+    kept = torch.cat([box_ops.nms(candidates[c], top[c], nms_thresh) + c * k for c in range(len(top))])
+    flat_scores = top.reshape(-1)
+    kept = kept[flat_scores[kept] > score_thresh]
+    kept = kept[flat_scores[kept].argsort(descending=True)][:detections_per_img]
+    labels = torch.div(kept, k, rounding_mode="floor") + 1
+    return {"boxes": candidates.reshape(-1, 4)[kept], "scores": flat_scores[kept], "labels": labels}
 
 
 def pretrained_features(name: str, pretrained: bool | str | os.PathLike, *, in_chans: int = 3,
