@@ -59,13 +59,9 @@ def export_onnx_int8(model: nn.Module, path: str | os.PathLike, *, calib: Sequen
     try:
         import onnx
         import onnxruntime as ort
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            CalibrationMethod,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        from ..runtimes.onnx import calibration_reader
     except ModuleNotFoundError:
         raise DetectionExportError("int8 ONNX export needs onnx, onnxscript and onnxruntime: "
                                    "pip install 'mobilenet[export]'") from None
@@ -92,31 +88,13 @@ def export_onnx_int8(model: nn.Module, path: str | os.PathLike, *, calib: Sequen
         onnx.save(proto, str(fp32))
         batches = [img[None].numpy() for img in check_images(graph.image_size, calib)]
 
-        class Reader(CalibrationDataReader):
-            """One image per calibration round (``CalibStridedMinMax``): the NMS tensors change
-            size from image to image, and the calibrator stacks what one round reads."""
-
-            def __init__(self) -> None:
-                self.start, self.end = 0, len(batches)
-
-            def __len__(self) -> int:
-                return len(batches)
-
-            def set_range(self, start_index: int, end_index: int) -> None:
-                self.start, self.end = start_index, end_index
-
-            def get_next(self) -> dict | None:
-                if self.start >= min(self.end, len(batches)):
-                    return None
-                self.start += 1
-                return {"image": batches[self.start - 1]}
-
         quantized = Path(tmp) / "int8.onnx"
         for method in (CalibrationMethod.Percentile, CalibrationMethod.MinMax):
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
-                    quantize_static(str(fp32), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
-                                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    quantize_static(str(fp32), str(quantized), calibration_reader("image", batches),
+                                    quant_format=QuantFormat.QDQ, per_channel=True,
+                                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                     calibrate_method=method, nodes_to_exclude=excluded,
                                     extra_options={"CalibStridedMinMax": 1})
                 break

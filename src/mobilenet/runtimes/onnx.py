@@ -104,28 +104,16 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, meta: dict)
     onnx.save_model(proto, str(path), save_as_external_data=False)
 
 
-def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], meta: dict) -> list[str]:
-    """int8 with ONNX Runtime's static quantizer: QDQ format, int8 symmetric
-    per-channel weights, uint8 activations with percentile ranges observed on the
-    calibration batches. Our metadata is carried over; shape annotations are dropped
-    (the runtime infers them again), so the file holds little beyond the int8 weights."""
-    import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+def calibration_reader(input_name: str, batches: list) -> Any:
+    """ONNX Runtime's calibration input: one batch (torch or numpy) per round. The
+    calibrator keeps every activation of everything it reads until it has histogrammed
+    them (13.6 GB for V2 at 224 px and 200 images); reading one batch per round
+    (``CalibStridedMinMax``, despite its name used by every method) bounds that to one
+    batch, and lets a graph whose tensors change size per input (a detector's NMS) be
+    calibrated one image at a time."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
-        """One calibration batch at a time. The calibrator keeps every activation of
-        everything it reads until it has histogrammed them (13.6 GB for V2 at 224 px
-        and 200 images); reading one batch per round (``CalibStridedMinMax``, despite
-        its name used by every method) bounds that to one batch."""
-
         def __init__(self) -> None:
             self.start, self.end = 0, len(batches)
 
@@ -139,7 +127,22 @@ def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], met
             if self.start >= min(self.end, len(batches)):
                 return None
             self.start += 1
-            return {input_name: batches[self.start - 1].float().contiguous().numpy()}
+            batch = batches[self.start - 1]
+            return {input_name: batch.float().contiguous().numpy() if isinstance(batch, torch.Tensor) else batch}
+
+    return Reader()
+
+
+def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], meta: dict) -> list[str]:
+    """int8 with ONNX Runtime's static quantizer: QDQ format, int8 symmetric
+    per-channel weights, uint8 activations with percentile ranges observed on the
+    calibration batches. Our metadata is carried over; shape annotations are dropped
+    (the runtime infers them again), so the file holds little beyond the int8 weights."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+
 
     # Activation ranges: the 99.999th percentile of each tensor's histogram, not its
     # min/max, which a few outlying pixels stretch. Measured (docs/deployment.md): a
@@ -151,7 +154,7 @@ def _quantize_onnx(fp32_path: Path, path: Path, batches: list[torch.Tensor], met
     for method in (CalibrationMethod.Percentile, CalibrationMethod.MinMax):
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its progress
-                quantize_static(str(fp32_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                quantize_static(str(fp32_path), str(path), calibration_reader(input_name, batches), quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=method, extra_options={"CalibStridedMinMax": 1})
             break
