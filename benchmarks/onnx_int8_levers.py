@@ -40,10 +40,10 @@ def main() -> int:
     import onnx
     import onnxruntime as ort
     import torch
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from mobilenet.export import export_model
+    from mobilenet.runtimes.onnx import calibration_reader
     from mobilenet.images import load_image
     from mobilenet.runtimes.common import model_preprocess
     from mobilenet.train.data import load_data
@@ -77,27 +77,12 @@ def main() -> int:
     for n, method, keep_float in LEVERS:
         calib = torch.stack([t(load_image(split.train.items[i][0])) for i in order[:n]]).split(25)
 
-        class Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self.i, self.end = 0, len(calib)
-
-            def __len__(self) -> int:
-                return len(calib)
-
-            def set_range(self, start_index: int, end_index: int) -> None:
-                self.i, self.end = start_index, end_index
-
-            def get_next(self) -> dict | None:
-                if self.i >= min(self.end, len(calib)):
-                    return None
-                self.i += 1
-                return {name: calib[self.i - 1].numpy()}
 
         path = out / f"int8-{n}-{method}{'-float-ends' if keep_float else ''}.onnx"
         path.unlink(missing_ok=True)
         start = time.time()
         with contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(fp), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            quantize_static(str(fp), str(path), calibration_reader(name, list(calib)), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=getattr(CalibrationMethod, method),
                             nodes_to_exclude=[weighted[0], weighted[-1]] if keep_float else [],

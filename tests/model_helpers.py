@@ -26,3 +26,23 @@ def settled(name: str, num_classes: int = 10, res: int = 64, **options) -> nn.Mo
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = 0.1
     return model.eval()
+
+
+def assert_file_runs_like_its_weights(main, capsys, weights, file, data, image, images: int = 12) -> None:
+    """`mobilenet eval` and `predict` of an exported ``file`` give what its ``weights`` give:
+    same images, top-1 and (nearly) loss; same labels and top probability for ``image``."""
+    import json
+
+    import pytest
+
+    results = []
+    for w in (weights, file):
+        assert main(["eval", "--weights", str(w), "--data", str(data), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["images"] == results[1]["images"] == images
+    assert results[0]["top1"] == results[1]["top1"] and abs(results[0]["loss"] - results[1]["loss"]) < 1e-3
+    for w in (weights, file):
+        assert main(["predict", str(image), "--weights", str(w), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out)[0]["top"])
+    assert [g["label"] for g in results[2]] == [g["label"] for g in results[3]]
+    assert results[2][0]["probability"] == pytest.approx(results[3][0]["probability"], abs=1e-4)

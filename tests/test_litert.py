@@ -9,7 +9,6 @@ tests skip with that reason where it is missing; running and reading need [tflit
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 
 import pytest
@@ -18,7 +17,7 @@ import torch
 pytest.importorskip("ai_edge_litert")
 
 from conftest import shared_path  # noqa: E402
-from model_helpers import settled  # noqa: E402
+from model_helpers import assert_file_runs_like_its_weights, settled  # noqa: E402
 from mobilenet import runtimes  # noqa: E402
 from mobilenet.cli import main  # noqa: E402
 from mobilenet.export import ExportError, export_model, load_artifact  # noqa: E402
@@ -177,18 +176,8 @@ def test_metadata_eval_and_predict_round_trip(tmp_path, capsys):
     with torch.no_grad():
         assert (again(x) - model(x)).abs().max() <= 1e-4 * model(x).abs().max()
 
-    results = []
-    for w in (weights, out):
-        assert main(["eval", "--weights", str(w), "--data", str(tmp_path / "data"), "--json"]) == 0
-        results.append(json.loads(capsys.readouterr().out))
-    assert results[0]["images"] == results[1]["images"] == 12
-    assert results[0]["top1"] == results[1]["top1"] and abs(results[0]["loss"] - results[1]["loss"]) < 1e-3
-    image = str(tmp_path / "data" / "val" / "ant" / "0.png")
-    for w in (weights, out):
-        assert main(["predict", image, "--weights", str(w), "--json"]) == 0
-        results.append(json.loads(capsys.readouterr().out)[0]["top"])
-    assert [g["label"] for g in results[2]] == [g["label"] for g in results[3]]
-    assert results[2][0]["probability"] == pytest.approx(results[3][0]["probability"], abs=1e-4)
+    assert_file_runs_like_its_weights(main, capsys, weights, out, tmp_path / "data",
+                                      tmp_path / "data" / "val" / "ant" / "0.png")
 
 
 def test_google_files_are_not_artifacts(tmp_path):

@@ -13,7 +13,7 @@ pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
 from conftest import shared_path  # noqa: E402
-from model_helpers import settled  # noqa: E402
+from model_helpers import assert_file_runs_like_its_weights, settled  # noqa: E402
 from mobilenet import runtimes  # noqa: E402
 from mobilenet.cli import main  # noqa: E402
 from mobilenet.export import ExportError, export_model, load_artifact  # noqa: E402
@@ -52,7 +52,7 @@ def test_int8_through_nncf_checks_against_its_fakequantize_graph(tmp_path):
     model = settled("mobilenet_v2_035")
     calib = real_batches()
     path = tmp_path / "q.xml"
-    fp32 = export_model(model, "openvino", tmp_path / "f.xml", example=calib[0][:4])
+    export_model(model, "openvino", tmp_path / "f.xml", example=calib[0][:4])
     report = export_model(model, "openvino", path, example=calib[1], int8=True, calib=calib)
     assert report.passed and report.int8 and report.backend == "nncf"
     assert "FakeQuantize" in report.reference and report.max_abs_diff <= report.tolerance
@@ -135,18 +135,8 @@ def test_eval_and_predict_run_the_ir(tmp_path, capsys):
     xml = tmp_path / "w.xml"
     assert main(["export", "--weights", str(weights), "--format", "openvino", "-o", str(xml)]) == 0
     assert "openvino fp32" in capsys.readouterr().out
-    results = []
-    for w in (weights, xml):
-        assert main(["eval", "--weights", str(w), "--data", str(tmp_path / "data"), "--json"]) == 0
-        results.append(json.loads(capsys.readouterr().out))
-    assert results[0]["images"] == results[1]["images"] == 12
-    assert results[0]["top1"] == results[1]["top1"] and abs(results[0]["loss"] - results[1]["loss"]) < 1e-3
-    image = str(tmp_path / "data" / "val" / "a" / "0.png")
-    for w in (weights, xml):
-        assert main(["predict", image, "--weights", str(w), "--json"]) == 0
-        results.append(json.loads(capsys.readouterr().out)[0]["top"])
-    assert [g["label"] for g in results[2]] == [g["label"] for g in results[3]]
-    assert results[2][0]["probability"] == pytest.approx(results[3][0]["probability"], abs=1e-4)
+    assert_file_runs_like_its_weights(main, capsys, weights, xml, tmp_path / "data",
+                                      tmp_path / "data" / "val" / "a" / "0.png")
 
 
 def test_bench_runs_openvino_fp32_int8_and_bf16():
