@@ -93,6 +93,27 @@ def test_quantize_calibration_skips_a_bomb(bomb, tmp_path):
     assert sum(len(b) for b in batches) == 1
 
 
+def test_quantize_command_with_a_bomb_beside_one_image(bomb, tmp_path, capsys):
+    """The command, not only its reader: the bomb skipped leaves one calibration image,
+    a batch of 1 that torch.export used to refuse (a ConstraintViolationError traceback)."""
+    import json
+
+    from mobilenet.weights import save_weights
+
+    weights = save_weights(mobilenet.create_model("mobilenet_v3_small_050", num_classes=2).eval(),
+                           tmp_path / "w.safetensors", preprocess=Preprocess(resolution=32), labels=["a", "b"])
+    calib = tmp_path / "calib"
+    _photo(calib / "a.png")
+    (calib / "bomb.png").write_bytes(bomb.read_bytes())
+    out = tmp_path / "q.pt2"
+    code = main(["quantize", "--weights", str(weights), "--calib", str(calib), "-o", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err, captured.err
+    assert "bomb.png" in captured.err and "pixels" in captured.err  # reported, then skipped
+    row = json.loads(captured.out)
+    assert row["calib_images"] == 1 and row["agreement_images"] == 1 and out.stat().st_size == row["bytes"]
+
+
 # -- 6. corrupt TFLite files ---------------------------------------------------------------
 def _structure_start(data: bytes) -> int:
     """Where the flatbuffer's tables start: after the last weight buffer (Google's

@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,12 @@ def calibration_batches(
     *,
     limit: int = DEFAULT_CALIB_IMAGES,
     batch_size: int = 25,
+    log: Callable[[str], None] | None = None,
 ) -> list[torch.Tensor]:
     """Calibration input as batches: ``calib`` is a folder of images (the first
     ``limit`` found, preprocessed as the weights expect; unreadable files are
-    skipped) or already-made batches. Raises :class:`QuantizeError` when none."""
+    skipped, each reported to ``log``, by default a warning line on stderr) or
+    already-made batches. Raises :class:`QuantizeError` when none."""
     if isinstance(calib, (str, os.PathLike)):
         folder = Path(calib)
         if not folder.is_dir():
@@ -91,8 +94,9 @@ def calibration_batches(
             try:
                 images.append(transform(load_image(path)))
                 advance()
-            except ImageError:
+            except ImageError as exc:
                 skipped += 1
+                (log or _warn)(f"warning: skipped {exc}")
         if not images:
             what = f"{skipped} unreadable files" if skipped else "no image files (.jpg, .png, ...)"
             raise QuantizeError(f"calibration folder {folder} holds {what}; point --calib at a folder of images")
@@ -101,6 +105,10 @@ def calibration_batches(
     if not batches or not all(isinstance(b, torch.Tensor) and b.dim() == 4 and len(b) for b in batches):
         raise QuantizeError("calibration data must be a folder of images or a non-empty list of [N, C, H, W] batches")
     return batches
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def artifact_metadata(model: nn.Module, *, fmt: str, int8: bool, backend: str | None, resolution: int,

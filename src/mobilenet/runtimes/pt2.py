@@ -61,6 +61,8 @@ class PT2Runtime(Runtime):
 
 
 def _program_bytes(model: nn.Module, example: torch.Tensor, meta: dict) -> bytes:
+    if example.shape[0] < 2:  # torch.export specialises a batch of 1 and refuses the dynamic batch
+        example = torch.cat([example[:1], example[:1]])
     program = torch.export.export(model, (example,), dynamic_shapes=(batch_dim(),))
     program._example_inputs = None  # not the weights: a random batch would only add size
     buffer = io.BytesIO()  # torch.export.save wants a .pt2 name or a buffer, not our temporary name
