@@ -193,6 +193,29 @@ def test_commands_name_a_corrupt_tflite_file(flipped, tmp_path, capsys):
     assert not (tmp_path / "out.safetensors").exists()
 
 
+def test_every_command_names_a_truncated_tflite_file(tmp_path, capsys):
+    """A cut-off download: the probe for our own metadata (is this .tflite an exported
+    file?) ran before the reader and let struct.error out of predict, eval and train."""
+    data = shared_path("tflite", "mobilenet_v1_0.25_128_quant.tflite").read_bytes()
+    image = _photo(tmp_path / "data" / "red" / "0.png")
+    _photo(tmp_path / "data" / "red" / "1.png")
+    for i in range(2):
+        _photo(tmp_path / "data" / "blue" / f"{i}.png", (40, 40, 200))
+    for size in (0, 8, 100, len(data) // 2):
+        path = tmp_path / f"cut-{size}.tflite"
+        path.write_bytes(data[:size])
+        for argv in (["predict", "--weights", str(path), str(image)],
+                     ["eval", "--weights", str(path), "--data", str(tmp_path / "data")],
+                     ["train", "--pretrained", str(path), "--data", str(tmp_path / "data"), "--epochs", "1",
+                      "--output", str(tmp_path / "runs"), "--quiet"],
+                     ["import-tflite", str(path), "-o", str(tmp_path / "out.safetensors")]):
+            code = main(argv)
+            err = capsys.readouterr().err
+            assert code == 2 and f"{path}: " in err and "Traceback" not in err, (argv, err)
+            assert len(err.strip().splitlines()) == 1, (argv, err)
+    assert not (tmp_path / "out.safetensors").exists() and not list((tmp_path / "runs").glob("*"))
+
+
 # -- 5. crafted safetensors metadata ------------------------------------------------------
 @pytest.fixture(scope="module")
 def good_weights(tmp_path_factory) -> Path:
