@@ -343,3 +343,22 @@ def test_import_tflite_shows_progress(tmp_path, capsys, monkeypatch):
     assert main(["import-tflite", str(path), "-o", str(tmp_path / "v1.safetensors")]) == 0
     err = capsys.readouterr().err
     assert f"reading {path}" in err and "writing" in err
+
+
+def test_torchscript_export_and_load_print_no_jit_deprecation(tmp_path, capsys):
+    """torch warned three times per .ts file that torch.jit is deprecated (FutureWarning on
+    stderr): noise to someone who asked for TorchScript; other warnings still pass."""
+    import warnings
+
+    from mobilenet.runtimes import load_artifact
+
+    out = tmp_path / "v1.ts"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["export", "--model", "mobilenet_v1_025", "--resolution", "32", "--format", "torchscript",
+                     "-o", str(out), "--quiet"]) == 0
+        load_artifact(out)
+        warnings.warn("`torch.jit.trace` is deprecated", UserWarning)  # not a FutureWarning: kept
+    jit = [str(w.message) for w in seen if w.category is FutureWarning and "torch.jit" in str(w.message)]
+    assert jit == [], jit
+    assert str(seen[-1].message) == "`torch.jit.trace` is deprecated"

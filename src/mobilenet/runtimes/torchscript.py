@@ -3,9 +3,12 @@ TorchScript has no PT2E int8 path."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +47,18 @@ class TorchScriptRuntime(Runtime):
 
     def write(self, model: nn.Module, path: Path, *, example: torch.Tensor, meta: dict[str, Any],
               calib: list[torch.Tensor] | None = None, precision: str = "fp32") -> Written:
-        with torch.no_grad():
+        with torch.no_grad(), _jit_deprecation_quiet():
             traced = torch.jit.trace(model, example)
-        buffer = io.BytesIO()  # torch.jit.save's own file writer aborts the process on a full disk
-        torch.jit.save(traced, buffer, _extra_files={f"{METADATA_NAME}.json": json.dumps(meta)})
+            buffer = io.BytesIO()  # torch.jit.save's own file writer aborts the process on a full disk
+            torch.jit.save(traced, buffer, _extra_files={f"{METADATA_NAME}.json": json.dumps(meta)})
         path.write_bytes(buffer.getvalue())
         return Written()
 
     def load(self, path: Path, *, threads: int | None = None, precision: str | None = None,
              compile: bool = False) -> Loaded:
         extra = {f"{METADATA_NAME}.json": ""}
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with _jit_deprecation_quiet():
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         module.eval()
 
         def run(x: torch.Tensor) -> torch.Tensor:
@@ -62,6 +66,16 @@ class TorchScriptRuntime(Runtime):
                 return module(x.float())
 
         return Loaded(run, json.loads(extra[f"{METADATA_NAME}.json"] or "{}"))
+
+
+@contextlib.contextmanager
+def _jit_deprecation_quiet() -> Iterator[None]:
+    """torch 2.9+ warns three times per file that torch.jit is deprecated, pointing to
+    torch.export: a user who asked for a .ts file can do nothing with that (the other
+    formats are torch.export's already), so only those FutureWarnings are dropped."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        yield
 
 
 def _is_pt2(names: list[str]) -> bool:
