@@ -4,6 +4,7 @@ traceback from inside a library, and never a huge allocation."""
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -96,7 +97,6 @@ def test_quantize_calibration_skips_a_bomb(bomb, tmp_path):
 def test_quantize_command_with_a_bomb_beside_one_image(bomb, tmp_path, capsys):
     """The command, not only its reader: the bomb skipped leaves one calibration image,
     a batch of 1 that torch.export used to refuse (a ConstraintViolationError traceback)."""
-    import json
 
     from mobilenet.weights import save_weights
 
@@ -229,8 +229,6 @@ def good_weights(tmp_path_factory) -> Path:
 def crafted(good: Path, folder: Path, name: str, edit) -> Path:
     """A copy of ``good`` with its tensors and edited metadata: ``edit(meta)`` returns
     the new metadata (a dict, or a raw string for the JSON itself)."""
-    import json
-
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -274,6 +272,9 @@ CRAFTED = {
     "unknown-arch": (_with(None, arch="ResNet50"), "unknown architecture 'ResNet50'"),
     "malformed-json": (lambda meta: '{"format": "mobilenet", "arch": ', "metadata is not valid JSON"),
     "json-list": (lambda meta: "[1, 2]", "metadata is a JSON list, not an object"),
+    "json-too-deep": (lambda meta: "[" * 100_000 + "]" * 100_000, "metadata is not valid JSON"),  # RecursionError
+    "width-nan": (lambda meta: json.dumps({**meta, "arch_args": {**meta["arch_args"], "width": "@"}}).replace(
+        '"@"', "NaN"), r"arch_args.width=nan: expected a finite number"),
 }
 
 
@@ -383,7 +384,6 @@ def test_foreign_checkpoint_without_a_model_name_everywhere(tmp_path, capsys):
 
 def test_no_message_suggests_unpickling(tmp_path):
     import os
-    import pickle
 
     from mobilenet.weights.hub import read_checkpoint
     from mobilenet.weights.store import WeightsError

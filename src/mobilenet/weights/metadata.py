@@ -84,8 +84,8 @@ def parse(raw: str, source: str) -> dict[str, Any]:
     """Our metadata JSON, or a WeightsError naming ``source``."""
     try:
         meta = json.loads(raw)
-    except ValueError as exc:
-        raise WeightsError(f"{source}: its mobilenet metadata is not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
+        raise WeightsError(f"{source}: its mobilenet metadata is not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(meta, dict):
         raise WeightsError(f"{source}: its mobilenet metadata is a JSON {type(meta).__name__}, not an object")
     return meta
@@ -101,6 +101,8 @@ def check_arch_args(cls: type, args: Any) -> dict[str, Any]:
             raise ValueError(f"arch_args.{name}: {cls.__name__} has no such argument")
         if value is None and params[name].default is None:
             continue  # the argument's own "not given"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"arch_args.{name}={value}: expected a finite number")
         if not _small_json(value):
             raise ValueError(f"arch_args.{name}: a {type(value).__name__}, not a number, string, boolean "
                              f"or a short list of them")
