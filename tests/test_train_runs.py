@@ -138,3 +138,38 @@ def test_a_file_system_without_locks_runs_and_says_so(tmp_path, monkeypatch):
     run = rundir.RunDir.new(tmp_path, "nfs", "stem")
     assert run.path.is_dir() and run.unlocked == os.strerror(errno.ENOLCK)
     run.release()
+
+
+def test_overwrite_killed_before_its_first_save_never_resumes_the_old_state(tmp_path, capsys):
+    """The issue's case: a reused name killed before its first save resumed the *old*
+    state.pt under the new config. Now --overwrite removes the old run's files once the
+    new run starts, so a SIGKILL before the first save leaves nothing of the old run to
+    resume, and --resume says what to do."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    data = make_folder(tmp_path / "data", n=6)
+    Trainer(tiny_config(data, tmp_path, "reused", epochs=1), progress=False).run()  # the old, finished run
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from train_helpers import tiny_config
+        from mobilenet.train import Trainer
+
+        def kill(trainer, pos):  # step 1: no state saved yet (saves come every few minutes or epochs)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        Trainer(tiny_config({str(data)!r}, {str(tmp_path)!r}, "reused", seed=7, epochs=3), callbacks=[kill],
+                overwrite=True, progress=False).run()
+        """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run = tmp_path / "reused"
+    assert not (run / "state.pt").exists() and not (run / "weights.safetensors").exists()
+    assert not (run / "metrics.csv").exists()  # the old run's rows would mix with the new run's
+    assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == 7
+    rc, _, err = _cli(capsys, "train", "--resume", run, "--quiet")
+    assert rc == 2 and "no training state to resume" in err and "--overwrite" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (run / "state.pt").exists()

@@ -58,7 +58,8 @@ def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no training state to resume from")
+        raise FileNotFoundError(f"{path}: no training state to resume from (the run stopped before its first "
+                                "save); start it anew with --overwrite")
     from ..weights.hub import torch_load
     from ..weights.store import WeightsError
 
