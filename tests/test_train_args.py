@@ -28,6 +28,8 @@ BAD = [
     (["--crop-pct", "5"], "--crop-pct"),
     (["--random-erase", "2"], "--random-erase"),
     (["--workers", "-1"], "--workers"),
+    (["--workers", "100000"], "--workers"),  # forked until the machine stopped answering
+    (["--threads", "100000"], "--threads"),
     (["--weight-decay", "nan"], "--weight-decay"),
     (["--lr", "inf"], "--lr"),
     (["--optimizer", "rmsprop", "--rmsprop-eps", "0"], "--rmsprop-eps"),
@@ -57,6 +59,31 @@ def test_bad_value_in_a_config_file_names_the_option(tmp_path, capsys):
     cfg.write_text("epochs: many\n")
     rc, _, err = _cli(capsys, "train", "--config", cfg, "--output", tmp_path / "runs", "--quiet")
     assert rc == 2 and f"--config {cfg}: epochs must be a whole number, got 'many'" in err, err
+
+
+EVAL_BAD = [
+    (["--val-split", "inf"], "--val-split"),  # an OverflowError traceback
+    (["--val-split", "nan"], "--val-split"),  # "cannot convert float NaN to integer"
+    (["--val-split", "-1"], "--val-split"),
+    (["--val-split", "1e30"], "--val-split"),  # "no readable training images"
+    (["--workers", "100000"], "--workers"),  # forked until the machine stopped answering
+    (["--batch-size", "0"], "--batch-size"),
+    (["--resolution", "100000"], "--resolution"),
+    (["--resolution", "0"], "--resolution"),
+]
+
+
+@pytest.mark.parametrize("args,flag", EVAL_BAD, ids=[" ".join(a) for a, _ in EVAL_BAD])
+def test_bad_eval_argument_is_one_line_naming_it(tmp_path, capsys, args, flag):
+    data = make_folder(tmp_path / "data", n=2)
+    rc, out, err = _cli(capsys, "eval", "--model", "mobilenet_v2_035", "--pretrained", "--data", data, *args)
+    assert rc == 2 and flag in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert out == ""  # refused before any weights were loaded or images read
+
+
+def test_bench_threads_have_an_upper_bound(capsys):
+    rc, _, err = _cli(capsys, "bench", "mobilenet_v2_035", "--threads", "100000")
+    assert rc == 2 and "--threads 100000" in err, err
 
 
 def test_info_resolution_has_an_upper_bound(capsys):

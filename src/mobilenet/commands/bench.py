@@ -135,8 +135,10 @@ def run(args: argparse.Namespace) -> int:
     shapes = _shapes(args.train) if args.train else []
     if args.resolution is not None and args.resolution < 32:
         raise CommandError(f"--resolution {args.resolution} is too small; use 32 or more")
-    if args.threads is not None and args.threads < 1:
-        raise CommandError(f"--threads {args.threads}: expected a positive integer")
+    from ..limits import MAX_THREADS
+
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise CommandError(f"--threads {args.threads}: expected a positive integer, at most {MAX_THREADS}")
     threads, threads_note = args.threads, "set by --threads"
     if threads is None:  # as `train` does: only the cores idle now (see docs/training.md)
         from ..train.distributed import cpu_threads

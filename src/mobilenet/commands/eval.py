@@ -100,9 +100,26 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """The numeric options, before any work: one line naming the option."""
+    import math
+
+    from ..limits import MAX_RESOLUTION, MAX_WORKERS, MIN_RESOLUTION
+
+    if not (math.isfinite(args.val_split) and 0 < args.val_split < 1):
+        raise CommandError(f"--val-split {args.val_split}: expected a fraction between 0 and 1 (as in training)")
+    if args.batch_size < 1:
+        raise CommandError(f"--batch-size {args.batch_size}: expected a positive integer")
+    if not 0 <= args.workers <= MAX_WORKERS:
+        raise CommandError(f"--workers {args.workers}: expected 0 (load in this process) to {MAX_WORKERS}")
+    if args.resolution is not None and not MIN_RESOLUTION <= args.resolution <= MAX_RESOLUTION:
+        raise CommandError(f"--resolution {args.resolution}: expected {MIN_RESOLUTION} to {MAX_RESOLUTION} px")
+
+
 def _run(args: argparse.Namespace) -> int:
     from .. import progress
 
+    check_numbers(args)
     png = confusion_target(args)
     progress.step("loading torch and the weights")
     from ..evaluate import confusion_png, evaluate

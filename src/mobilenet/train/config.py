@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..limits import MAX_RESOLUTION
+from ..limits import MAX_RESOLUTION, MAX_THREADS, MAX_WORKERS
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -105,8 +105,9 @@ class TrainConfig:
     qat: bool = _f(False, "quantization-aware training (PT2E fake-quant, int8 x86); writes int8.pt2, not fp32 weights")
     sync_bn: bool = _f(False, "SyncBatchNorm under torchrun")
     seed: int = _f(0, "seed for initialisation, split, data order and augmentation")
-    threads: int = _f(0, "CPU threads (0: the cores idle at start, at least 1; see docs/training.md)", min=0)
-    workers: int = _f(0, "data-loading processes (0: in the training process)", min=0)
+    threads: int = _f(0, "CPU threads (0: the cores idle at start, at least 1; see docs/training.md)", min=0,
+                     max=MAX_THREADS)
+    workers: int = _f(0, "data-loading processes (0: in the training process)", min=0, max=MAX_WORKERS)
     output: str = _f("runs", "folder that holds run folders")
     name: str | None = _f(None, "run folder name inside --output (default: <model>-<data>-<time>, never an "
                           "existing one)")
