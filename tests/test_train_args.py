@@ -81,9 +81,28 @@ def test_bad_eval_argument_is_one_line_naming_it(tmp_path, capsys, args, flag):
     assert out == ""  # refused before any weights were loaded or images read
 
 
-def test_bench_threads_have_an_upper_bound(capsys):
-    rc, _, err = _cli(capsys, "bench", "mobilenet_v2_035", "--threads", "100000")
-    assert rc == 2 and "--threads 100000" in err, err
+OTHER_BAD = [
+    (["bench", "mobilenet_v2_035", "--threads", "100000"], "--threads"),
+    (["bench", "mobilenet_v2_035", "--resolution", "100000"], "--resolution"),  # a 120 GB allocation traceback
+    (["bench", "mobilenet_v2_035", "--train", "1x100000"], "--train"),
+    (["bench", "mobilenet_v2_035", "--min-time", "nan"], "--min-time"),  # accepted
+    (["bench", "mobilenet_v2_035", "--max-time", "nan"], "--max-time"),  # accepted
+    (["bench", "mobilenet_v2_035", "--max-time", "0.5", "--min-time", "2"], "--max-time"),  # named no option
+    (["export", "--model", "mobilenet_v2_035", "--format", "onnx", "-o", "x.onnx", "--resolution", "100000"],
+     "--resolution"),  # a 240 GB allocation traceback
+    (["export", "--model", "mobilenet_v2_035", "--format", "onnx", "-o", "x.onnx", "--num-classes", "0"],
+     "--num-classes"),  # accepted
+    (["export", "--model", "mobilenet_v2_035", "--format", "onnx", "-o", "x.onnx", "--int8", "--calib", ".",
+      "--calib-images", "0"], "--calib-images"),
+]
+
+
+@pytest.mark.parametrize("argv,flag", OTHER_BAD, ids=[" ".join(a[:1] + a[-2:]) for a, _ in OTHER_BAD])
+def test_bad_bench_and_export_argument_is_one_line_naming_it(tmp_path, monkeypatch, capsys, argv, flag):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = _cli(capsys, *argv)
+    assert rc == 2 and flag in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert out == "" and list(tmp_path.iterdir()) == []
 
 
 def test_info_resolution_has_an_upper_bound(capsys):

@@ -4,9 +4,11 @@ torchvision's and timm's same architecture measured in the same run."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
+from ..limits import MAX_RESOLUTION
 from . import CommandError, format_table, print_json
 
 DEFAULT_MODELS = ["mobilenet_v1_100", "mobilenet_v2_100", "mobilenet_v3_large_100", "mobilenet_v3_small_100"]
@@ -63,7 +65,7 @@ def _shapes(text: str) -> list[tuple[int, int]]:
     shapes = []
     for item in text.split(","):
         b, _, r = item.strip().partition("x")
-        if not (b.isdigit() and r.isdigit()) or int(b) < 1 or int(r) < 32:
+        if not (b.isdigit() and r.isdigit()) or int(b) < 1 or not 32 <= int(r) <= MAX_RESOLUTION:
             raise CommandError(f"--train {text!r}: expected BATCHxRESOLUTION pairs like 64x32,32x224 (resolution >= 32)")
         shapes.append((int(b), int(r)))
     return shapes
@@ -125,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
     from .info import resolve_names
 
     names = resolve_names(args.models) if args.models else DEFAULT_MODELS
+    for flag, seconds in (("--min-time", args.min_time), ("--max-time", args.max_time)):
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise CommandError(f"{flag} {seconds}: expected seconds, 0 or more")
+    if args.max_time < args.min_time:
+        raise CommandError(f"--max-time {args.max_time} is below --min-time {args.min_time}")
     try:
         runtimes = parse_list(args.runtime, "--runtime", RUNTIMES)
         compare = [] if args.compare.strip() == "none" else parse_list(args.compare, "--compare", ("torchvision", "timm"))
@@ -133,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     batches = _ints(args.batch, "--batch")
     shapes = _shapes(args.train) if args.train else []
-    if args.resolution is not None and args.resolution < 32:
-        raise CommandError(f"--resolution {args.resolution} is too small; use 32 or more")
+    if args.resolution is not None and not 32 <= args.resolution <= MAX_RESOLUTION:
+        raise CommandError(f"--resolution {args.resolution}: use 32 to {MAX_RESOLUTION}")
     from ..limits import MAX_THREADS
 
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:

@@ -94,8 +94,14 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--int8 needs --calib DIR, a folder of real images to calibrate on")
     if args.calib and not args.int8:
         raise CommandError("--calib is only used with --int8")
-    if args.resolution is not None and args.resolution < 32:
-        raise CommandError(f"--resolution {args.resolution} is too small; use 32 or more")
+    from ..limits import MAX_RESOLUTION
+
+    if args.resolution is not None and not 32 <= args.resolution <= MAX_RESOLUTION:
+        raise CommandError(f"--resolution {args.resolution}: use 32 to {MAX_RESOLUTION}")
+    if args.num_classes is not None and args.num_classes < 1:
+        raise CommandError(f"--num-classes {args.num_classes}: expected a positive integer")
+    if args.calib_images < 1:
+        raise CommandError(f"--calib-images {args.calib_images}: expected a positive integer")
     from ..files import check_writable_file
 
     check_writable_file(args.output)  # a read-only -o fails now, not after the export
