@@ -362,3 +362,24 @@ def test_torchscript_export_and_load_print_no_jit_deprecation(tmp_path, capsys):
     jit = [str(w.message) for w in seen if w.category is FutureWarning and "torch.jit" in str(w.message)]
     assert jit == [], jit
     assert str(seen[-1].message) == "`torch.jit.trace` is deprecated"
+
+
+def test_reliability_doc_names_only_tests_that_exist():
+    """docs/reliability.md lists each promise with the tests that check it: every test it
+    names exists, in the file it names (a `::name` continues the last file named)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "reliability.md").read_text()
+    defined = {p.name: set(re.findall(r"^def (test_\w+)", p.read_text(), re.M))
+               for p in (root / "tests").glob("test_*.py")}
+    everywhere = set().union(*defined.values())
+    named, current = 0, None
+    for file, name in re.findall(r"(test_\w+\.py)?::(test_\w+)", doc):
+        current = file or current
+        assert current and name in defined[current], f"docs/reliability.md names {current}::{name}: no such test"
+        named += 1
+    bare = set(re.findall(r"`(test_\w+)`", doc))
+    assert bare <= everywhere, sorted(bare - everywhere)
+    assert named > 40 and len(bare) > 15

@@ -66,7 +66,8 @@ def _shapes(text: str) -> list[tuple[int, int]]:
     for item in text.split(","):
         b, _, r = item.strip().partition("x")
         if not (b.isdigit() and r.isdigit()) or int(b) < 1 or not 32 <= int(r) <= MAX_RESOLUTION:
-            raise CommandError(f"--train {text!r}: expected BATCHxRESOLUTION pairs like 64x32,32x224 (resolution >= 32)")
+            raise CommandError(f"--train {text!r}: expected BATCHxRESOLUTION pairs like 64x32,32x224 "
+                               f"(resolution 32 to {MAX_RESOLUTION})")
         shapes.append((int(b), int(r)))
     return shapes
 
