@@ -446,3 +446,61 @@ def test_timm_tf_checkpoint_file_gets_tensorflow_bn_eps(tmp_path):
         assert all(m.eps == 1e-3 for m in ours.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with pytest.raises(WeightsError, match="named as timm's TensorFlow ports"):
         mobilenet.create_model("mobilenet_v3_small_100", pretrained=named, padding="symmetric")
+
+
+# -- files that are not files: pipes, devices, huge "text" ----------------------------------
+@pytest.fixture
+def fifo(tmp_path):
+    """A named pipe nobody writes to: opening it for reading waits forever. Two seconds of
+    alarm turn a regression into a failure instead of a hung suite."""
+    import os
+    import signal
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+
+    class Hung(BaseException):  # not an OSError: no error handler of ours may swallow it
+        pass
+
+    def hung(*args):
+        signal.alarm(20)  # and the next wait fails too
+        raise Hung("waited 20 s on a FIFO")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    yield path
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_pipes_devices_and_huge_text_files_are_refused_not_read(fifo, tmp_path, capsys):
+    # `import-tflite --labels /dev/zero` read until the kernel killed it; a FIFO waited forever
+    from mobilenet.files import read_text_file
+
+    with pytest.raises(ValueError, match=f"--labels {fifo}: not a regular file"):
+        read_text_file(fifo, "--labels")
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(20 << 20)  # sparse: 20 MB that take no disk
+    with pytest.raises(ValueError, match="20,971,520 bytes, more than the 16,777,216"):
+        read_text_file(big, "--labels")
+    tflite = shared_path("tflite", "mobilenet_v1_0.25_128_quant.tflite")
+    for argv, flag in ((["import-tflite", str(tflite), "-o", str(tmp_path / "o.safetensors"), "--labels", str(fifo)],
+                        "--labels"),
+                       (["train", "--config", str(fifo), "--output", str(tmp_path / "runs")], "--config"),
+                       (["train", "--config", str(tflite), "--output", str(tmp_path / "runs")], "--config")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert flag in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    # an image argument that is a pipe is skipped like any other non-image; the photo is predicted
+    weights = tmp_path / "w.safetensors"
+    from mobilenet.weights import save_weights
+
+    save_weights(mobilenet.create_model("mobilenet_v3_small_050", num_classes=2), weights,
+                 preprocess=Preprocess(resolution=32), labels=["a", "b"])
+    assert main(["predict", "--weights", str(weights), str(fifo), str(_photo(tmp_path / "x.png"))]) == 0
+    captured = capsys.readouterr()
+    assert f"{fifo}: not a regular file" in captured.err and "x.png" in captured.out
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "o.safetensors").exists()

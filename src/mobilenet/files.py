@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,3 +172,27 @@ def check_writable_file(path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise WriteError(errno.EISDIR, path)
     return path
+
+
+def read_text_file(path: str | os.PathLike, argument: str, limit: int = 16 << 20) -> str:
+    """A small text file a user named (``--labels``, ``--config``): a regular file of at
+    most ``limit`` bytes, as UTF-8. /dev/zero was read until the kernel killed the
+    process, and a FIFO waited forever; each is now one ValueError naming ``argument``."""
+    path = Path(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{argument} {path}: not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{argument} {path}: {info.st_size:,} bytes, more than the {limit:,} "
+                             "such a file may have")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"{argument} {path}: cannot read it ({exc.strerror or exc})") from None
+    if len(data) > limit:  # it grew since stat
+        raise ValueError(f"{argument} {path}: more than the {limit:,} bytes such a file may have")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{argument} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None

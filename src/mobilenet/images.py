@@ -53,6 +53,8 @@ def verify_image(path: str | os.PathLike) -> None:
 @contextlib.contextmanager
 def _reading(path: Path) -> Iterator[None]:
     """Every way PIL fails on a file, as one :class:`ImageError` naming it."""
+    if path.exists() and not path.is_dir() and not path.is_file():  # PIL would wait on a FIFO forever
+        raise ImageError(f"{path}: not a regular file (a pipe or a device), not an image")
     try:
         yield
     except FileNotFoundError:

@@ -35,10 +35,12 @@ def default_labels(num_classes: int) -> list[str] | None:
 
 
 def read_labels(path: str, num_classes: int) -> list[str]:
+    from ..files import read_text_file
+
     try:
-        labels = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"--labels {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+        labels = [line.strip() for line in read_text_file(path, "--labels").splitlines() if line.strip()]
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     if len(labels) != num_classes:
         raise CommandError(f"--labels {path}: has {len(labels)} names, the model has {num_classes} outputs")
     return labels

@@ -305,11 +305,10 @@ RECIPES = {"quick": _quick, "paper": _paper, "torchvision": _torchvision, "finet
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """A TOML or YAML file of TrainConfig fields (dashes or underscores)."""
+    from ..files import read_text_file
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+    text = read_text_file(path, "--config")
     try:
         if path.suffix.lower() == ".toml":
             import tomllib
