@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -102,19 +102,19 @@ def loader(dataset: Dataset, *, batch_size: int, sampler: Sampler, workers: int,
 
 
 class EvalDataset(Dataset):
-    """``pre.transform()`` of each sample, as `mobilenet eval` applies it. With ``keep`` (for
-    validation, which sees the same images every epoch) each image is read and resized once,
-    here, and kept as the 8-bit output of ``pre.resize_transform()`` while that fits in
-    KEEP_BYTES: later passes only normalise it, and give what `mobilenet eval` gives."""
+    """``pre.transform()`` of each sample, as `mobilenet eval` applies it. The samples in
+    ``keep`` (validation's, seen every epoch) are read and resized once, here, and kept as the
+    8-bit output of ``pre.resize_transform()`` while that fits in KEEP_BYTES: later passes
+    only normalise them, and give what `mobilenet eval` gives."""
 
-    def __init__(self, base: Dataset, pre: Preprocess, keep: bool = False) -> None:
+    def __init__(self, base: Dataset, pre: Preprocess, keep: Sequence[int] = ()) -> None:
         self.base, self.resize, self.normalize = base, pre.resize_transform(), pre.normalize_transform()
-        self.kept: list | None = None
-        if keep and len(base) * 3 * pre.resolution**2 <= KEEP_BYTES:
+        self.kept: dict[int, tuple[torch.Tensor, int] | None] = {}
+        if len(keep) * 3 * pre.resolution**2 <= KEEP_BYTES:
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                self.kept = list(pool.map(self._resized, range(len(base))))
+                self.kept = dict(zip(keep, pool.map(self._resized, keep)))
 
-    def _resized(self, index: int):
+    def _resized(self, index: int) -> tuple[torch.Tensor, int] | None:
         img, label = self.base[index]
         return None if img is None else (self.resize(img), label)
 
@@ -122,5 +122,5 @@ class EvalDataset(Dataset):
         return len(self.base)
 
     def __getitem__(self, index: int):
-        item = self.kept[index] if self.kept is not None else self._resized(index)
+        item = self.kept[index] if index in self.kept else self._resized(index)
         return None if item is None else (self.normalize(item[0]), item[1])
