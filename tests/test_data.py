@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,8 +42,11 @@ def test_bad_files_reported_once_and_skipped_modes_converted(tmp_path):
     assert set(skipped) == {"notes.txt", "truncated.jpg", "empty.png", "placeholder.gif"}
     assert "placeholder" in skipped["placeholder.gif"]
     assert len(lines) == 4 and all(str(root) in line for line in lines)  # once each, by path
-    images = [img for img, _ in split.train.items + split.val.items]
+    images = [part[i][0] for part in (split.train, split.val) for i in range(len(part))]
     assert len(images) == 12 + 4 and all(img.mode == "RGB" for img in images)
+    # training images decoded once (shrunk to cache_side); validation reads its files as `mobilenet eval` does
+    assert all(isinstance(img, Image.Image) for img, _ in split.train.items)
+    assert all(isinstance(path, Path) for path, _ in split.val.items)
 
 
 def test_strict_refuses_bad_files(tmp_path):

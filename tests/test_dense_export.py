@@ -198,3 +198,42 @@ def test_onnx_int8_ssdlite_keeps_float_decoding_and_nms(detector, tmp_path):
     assert json.loads(proto.metadata_props[0].value)["int8"] is True
     boxes, scores, labels = load_onnx(report.path)(torch.rand(1, 3, 480, 640))
     assert boxes.shape[1] == 4 and len(boxes) == len(scores) == len(labels)
+
+
+def test_onnx_files_of_any_size_get_a_session_fixed_to_each_recurring_size(tmp_path):
+    """A segmentation file is exported for any image size; ONNX Runtime runs it faster in a
+    session whose free dimensions are fixed (runtimes.onnx.SizedSessions). Each size that
+    recurs gets one, with the same logits as the free session; the rest keep the free one."""
+    import onnxruntime as ort
+
+    from mobilenet.export import export_model
+    from mobilenet.runtimes.onnx import SizedSessions
+
+    torch.manual_seed(0)
+    model = randomise(create_model("lraspp_mobilenet_v3_small", num_classes=4)).eval()
+    path = tmp_path / "seg.onnx"
+    export_model(model, "onnx", path, resolution=64)
+
+    def make(fixed):
+        options = ort.SessionOptions()
+        for dim, value in (fixed or {}).items():
+            options.add_free_dimension_override_by_name(dim, value)
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    sessions = SizedSessions(make)
+    assert [d for _, d in sessions.free_dims] == ["batch", "height", "width"]
+    x, y = torch.rand(2, 3, 64, 96).numpy(), torch.rand(1, 3, 80, 64)
+    free = [sessions.run(x)[0], sessions.run(x)[0]]
+    assert not sessions.fixed
+    fixed = sessions.run(x)[0]
+    assert list(sessions.fixed) == [(2, 3, 64, 96)]
+    assert sessions.fixed[(2, 3, 64, 96)].get_inputs()[0].shape == [2, 3, 64, 96]
+    torch.testing.assert_close(torch.from_numpy(fixed), torch.from_numpy(free[0]), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # another size: the free session, and the model's logits
+        expected = model(y)
+    assert (torch.from_numpy(sessions.run(y.numpy())[0]) - expected).abs().max() <= 1e-4 * expected.abs().max()
+    assert list(sessions.fixed) == [(2, 3, 64, 96)]
+    for side in (32, 40, 48, 56, 64):  # at most 4 fixed sessions, the least recently used dropped
+        for _ in range(3):
+            sessions.run(torch.rand(1, 3, side, side).numpy())
+    assert len(sessions.fixed) == 4 and (2, 3, 64, 96) not in sessions.fixed

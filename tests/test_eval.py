@@ -37,6 +37,32 @@ def test_train_then_eval_cli(tmp_path):
     assert open(out["confusion_png"], "rb").read(4) == b"\x89PNG"
 
 
+def test_eval_of_a_run_gives_its_last_validation_row(tmp_path, capsys):
+    """Validation during training preprocesses as `mobilenet eval` does (photos larger than
+    the training cache's side): one epoch fine-tuning TFLite V1 on a few hymenoptera photos."""
+    import csv
+
+    from mobilenet.cli import main
+    from mobilenet.train import TrainConfig, train
+
+    weights, source = shared_path("tflite", "mobilenet_v1_0.25_128_quant.tflite"), shared_path("hymenoptera")
+    data = tmp_path / "data"
+    for split in ("train", "val"):
+        for label in ("ants", "bees"):
+            (data / split / label).mkdir(parents=True)
+            for photo in sorted((source / split / label).glob("*.jpg"))[:5]:
+                (data / split / label / photo.name).symlink_to(photo)
+    cfg = TrainConfig(pretrained=str(weights), data=str(data), recipe="finetune", epochs=1, batch_size=8, threads=1,
+                      output=str(tmp_path), name="run")
+    train(cfg, progress=False, explicit_model=False, log=lambda m: None)
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        row = list(csv.DictReader(f))[-1]
+    assert main(["eval", "--weights", str(tmp_path / "run"), "--data", str(data), "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["images"] == 10
+    assert (out["loss"], out["top1"]) == pytest.approx((float(row["val_loss"]), float(row["val_acc"])), abs=1e-6)
+
+
 def test_background_offset_and_filename_labels(tmp_path):
     from PIL import Image
 

@@ -64,3 +64,30 @@ def test_cli_flags_cover_every_field():
 
     args = build_parser().parse_args(["train", "--no-channels-last", "--crop-scale", "0.3", "1", "--ema-decay", "0.99"])
     assert args.channels_last is False and args.crop_scale == [0.3, 1.0] and args.ema_decay == 0.99
+
+
+def test_train_config_applies_its_recipe_as_the_command_line_does():
+    """TrainConfig(recipe=...) in Python is `mobilenet train --recipe ...`: explicit > recipe > defaults."""
+    import dataclasses
+
+    from mobilenet.train import TrainConfig
+
+    paper = TrainConfig(recipe="paper", model="mobilenet_v2_100", epochs=3)
+    assert paper == resolve_config({"recipe": "paper", "model": "mobilenet_v2_100", "epochs": 3})
+    assert (paper.optimizer, paper.lr, paper.lr_batch, paper.step_gamma, paper.epochs) == ("rmsprop", 0.045, 96, 0.98, 3)
+    quick = TrainConfig()  # the default recipe, quick, as `mobilenet train` with no flags
+    assert quick == resolve_config({}) and (quick.warmup_epochs, quick.bn_momentum, quick.crop_scale) == \
+        (0.5, 0.1, (0.5, 1.0))
+    assert TrainConfig(bn_momentum=None).bn_momentum is None  # an explicit None is explicit
+    seg = TrainConfig(task="segmentation")
+    assert (seg.model, seg.resolution, seg.epochs) == ("lraspp_mobilenet_v3_small", 192, 30)
+    assert TrainConfig(recipe="finetune", lr=0.5).peak_lr() == 0.5  # explicit lr is taken as it stands
+    # what config.yaml holds gives back the same config (resume); replace changes only what it names
+    assert TrainConfig(**paper.to_dict()) == paper
+    assert dataclasses.replace(paper, epochs=5) == TrainConfig(recipe="paper", model="mobilenet_v2_100", epochs=5)
+    with pytest.raises(ValueError, match=r"TrainConfig: unknown option 'epoch' \(did you mean epochs\?\)"):
+        TrainConfig(epoch=3)
+    with pytest.raises(ValueError, match="recipe 'paper' has no detection version"):
+        TrainConfig(task="detection", recipe="paper")
+    with pytest.raises(TypeError):
+        TrainConfig("classification")  # keyword arguments only

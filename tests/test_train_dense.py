@@ -63,6 +63,13 @@ def test_segmentation_trains_resumes_and_records_miou(data, tmp_path, capsys):
 
     model = load_weights(tmp_path / "whole" / "weights.safetensors")
     assert model.pretrained_cfg["labels"][15] == "person" and model.num_classes == 21
+    # `mobilenet eval` of the run's weights gives its last validation row: one preprocessing
+    capsys.readouterr()
+    assert main(["eval", "--weights", str(tmp_path / "whole"), "--data", str(data), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert float(whole[-1]["val_pixel_acc"]) > 0.5  # a model that predicts something
+    assert (result["miou"], result["pixel_accuracy"]) == pytest.approx(
+        (float(whole[-1]["val_miou"]), float(whole[-1]["val_pixel_acc"])), abs=1e-6)
 
 
 def test_detection_trains_and_records_box_ap(det_run):

@@ -166,7 +166,7 @@ def _evaluate(model: nn.Module, items: list, classes: list[str], preprocess: Pre
 
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     offset = output_offset(model.num_classes, len(classes), cfg.get("labels"))
-    ds = EvalDataset(Samples(list(items)), preprocess.transform())
+    ds = EvalDataset(Samples(list(items)), preprocess)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate)
     from . import progress
 

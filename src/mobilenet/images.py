@@ -138,7 +138,13 @@ class Preprocess:
 
     def transform(self) -> T.Compose:
         """PIL image -> normalised float tensor [3, resolution, resolution] ([3, H, W] with
-        min(H, W) = resolution for ``crop_mode="resize"``)."""
+        min(H, W) = resolution for ``crop_mode="resize"``): ``resize_transform()`` then
+        ``normalize_transform()``."""
+        return T.Compose([*self.resize_transform().transforms, *self.normalize_transform().transforms])
+
+    def resize_transform(self) -> T.Compose:
+        """PIL image -> the resized and cropped 8-bit tensor: the part of ``transform()`` that
+        validation, which sees the same images every epoch, does once and keeps."""
         interp = getattr(T.InterpolationMode, self.interpolation.upper())
         if self.crop_mode == "resize":
             geometry = [_ShortSide(self.resolution, interp)]
@@ -146,9 +152,11 @@ class Preprocess:
             geometry = [_CentralFraction(self.crop_pct), T.Resize((self.resolution, self.resolution), interp, antialias=False)]
         else:
             geometry = [T.Resize(int(self.resolution / self.crop_pct), interp, antialias=True), T.CenterCrop(self.resolution)]
-        return T.Compose(
-            [T.PILToTensor(), *geometry, T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)]
-        )
+        return T.Compose([T.PILToTensor(), *geometry])
+
+    def normalize_transform(self) -> T.Compose:
+        """8-bit tensor -> normalised float tensor: the rest of ``transform()``."""
+        return T.Compose([T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)])
 
 
 class _ShortSide(torch.nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -121,44 +122,45 @@ def run_segmentation(model, images: list[str], args: argparse.Namespace) -> int:
     from ..segmentation.overlay import draw, segment
 
     outputs = _outputs(args, images, "mask")
-    results = segment(model, images)
-    if outputs:
-        results = [r.__class__(r.image, r.size, r.shares, str(draw(p, r, o)), r.mask)
-                   for p, r, o in zip(images, results, outputs)]
-    if args.json:
-        print_json([r.to_dict() for r in results])
-        return 0
-    rows = []
-    for r in results:
-        for i, (name, share) in enumerate(list(r.shares.items())[: args.top]):
-            rows.append({"image": r.image if i == 0 else "", "class": name, "pixels": f"{share:.1%}"})
-    print(format_table(rows, ["image", "class", "pixels"]))
-    for r in results:
-        if r.drawn:
-            print(f"wrote {r.drawn}")
-    return 0
+    results = _drawn(segment(model, images), images, outputs, draw)
+
+    def rows(r) -> list[dict]:
+        return [{"image": r.image if i == 0 else "", "class": name, "pixels": f"{share:.1%}"}
+                for i, (name, share) in enumerate(list(r.shares.items())[: args.top])]
+
+    return _report(args, results, rows, ["image", "class", "pixels"])
 
 
 def run_detection(model, images: list[str], args: argparse.Namespace) -> int:
     """Boxes, scores and labels per image; with ``--out``, the pictures with them drawn."""
-    from ..detection.predict import DetectionResult, detect, draw
+    from ..detection.predict import detect, draw
 
     if not 0.0 <= args.score_min <= 1.0:
         raise CommandError(f"--score-min {args.score_min}: give a score in [0, 1]")
     outputs = _outputs(args, images, "boxes")
-    results = detect(model, images, args.score_min)
-    if outputs:
-        results = [DetectionResult(r.image, r.detections, str(draw(p, r, o)))
-                   for p, r, o in zip(images, results, outputs)]
+    results = _drawn(detect(model, images, args.score_min), images, outputs, draw)
+
+    def rows(r) -> list[dict]:
+        return [{"image": r.image if i == 0 else "", "label": d.name if d else "(none)",
+                 "score": d.score if d else None, "box": ", ".join(f"{v:.1f}" for v in d.box) if d else ""}
+                for i, d in enumerate(r.detections or [None])]
+
+    return _report(args, results, rows, ["image", "label", "score", "box"])
+
+
+def _drawn(results: list, images: list[str], outputs: list[Path], draw) -> list:
+    """Each dense result drawn on its image into its ``--out`` file (none without ``--out``)."""
+    if not outputs:
+        return results
+    return [dataclasses.replace(r, drawn=str(draw(p, r, o))) for p, r, o in zip(images, results, outputs)]
+
+
+def _report(args: argparse.Namespace, results: list, rows, columns: list[str]) -> int:
+    """Dense results as JSON (``--json``), or as a table of each one's ``rows`` and the files drawn."""
     if args.json:
         print_json([r.to_dict() for r in results])
         return 0
-    rows = []
-    for r in results:
-        for i, d in enumerate(r.detections or [None]):
-            rows.append({"image": r.image if i == 0 else "", "label": d.name if d else "(none)",
-                         "score": d.score if d else None, "box": ", ".join(f"{v:.1f}" for v in d.box) if d else ""})
-    print(format_table(rows, ["image", "label", "score", "box"]))
+    print(format_table([row for r in results for row in rows(r)], columns))
     for r in results:
         if r.drawn:
             print(f"wrote {r.drawn}")

@@ -97,7 +97,15 @@ def preprocess_of(model: torch.nn.Module, resolution: int | None = None):
 
 def resize_mask(mask: Image.Image, size: tuple[int, int]) -> torch.Tensor:
     """A class-index mask (PIL) at ``size`` (H, W), nearest, as torchvision's references resize
-    the target to the transformed image's size."""
+    the target to the transformed image's size; uint8 [H, W]."""
     if mask.size != (size[1], size[0]):
         mask = mask.resize((size[1], size[0]), Image.Resampling.NEAREST)
-    return torch.from_numpy(np.asarray(mask, dtype=np.uint8).astype(np.int64))
+    return torch.from_numpy(np.array(mask, dtype=np.uint8))
+
+
+def eval_pair(resize, image: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+    """What `mobilenet eval` and training's validation score, before normalisation: the image
+    through ``resize`` (a ``Preprocess.resize_transform()``: torchvision's SemanticSegmentation
+    preset, uint8 [3, H, W]) and its mask at that size (``resize_mask``)."""
+    x = resize(image)
+    return x, resize_mask(mask, tuple(x.shape[-2:]))

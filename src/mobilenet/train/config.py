@@ -1,5 +1,6 @@
 """The training configuration: one frozen dataclass, the recipes that fill it, and
 the order in which values win (defaults < recipe < config file < command line).
+``TrainConfig(recipe=..., lr=...)`` applies the same order to its keyword arguments.
 
 Every field carries its help text, so the command line, the saved
 ``config.yaml`` and this file cannot drift apart.
@@ -40,9 +41,14 @@ AUTO_AUGMENT = ("imagenet", "cifar10", "svhn")
 TASKS = ("classification", "detection", "segmentation")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TrainConfig:
-    """Everything a run needs; saved as ``config.yaml`` in the run folder."""
+    """Everything a run needs; saved as ``config.yaml`` in the run folder.
+
+    Keyword arguments only. A field not given takes the value of ``recipe`` (for this task
+    and model) where the recipe sets it, else its default below: ``TrainConfig(recipe="paper",
+    model=m, epochs=3)`` is ``mobilenet train --recipe paper --model m --epochs 3``.
+    """
 
     # -- what to train on --------------------------------------------------------
     task: str = _f("classification", "classification, detection (COCO-JSON data) or segmentation (images + "
@@ -114,6 +120,11 @@ class TrainConfig:
     save_every: int = _f(0, "also save resumable state every N steps (0: off)", min=0)
     save_minutes: float = _f(5.0, "also save resumable state every this many minutes of training (0: off); "
                              "state is always saved after each epoch and on Ctrl-C", min=0.0)
+
+    def __init__(self, **given: Any) -> None:
+        for name, value in {**{f.name: f.default for f in fields(self)}, **with_recipe(given)}.items():
+            object.__setattr__(self, name, value)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -336,26 +347,31 @@ def check_keys(values: dict[str, Any], where: str) -> dict[str, Any]:
     return values
 
 
-def resolve_config(cli: dict[str, Any] | None = None, file: dict[str, Any] | None = None) -> TrainConfig:
-    """defaults < recipe < config file < explicit command-line values.
-
-    An explicit ``lr`` without an explicit ``lr_batch`` is taken as it stands (no scaling).
-    """
-    cli = check_keys({k: v for k, v in (cli or {}).items() if v is not None}, "command line")
-    file = check_keys(dict(file or {}), "config file")
-    chosen = {**file, **cli}
-    recipe = chosen.get("recipe", TrainConfig.recipe)
-    task = chosen.get("task", TrainConfig.task)
+def with_recipe(given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` over its recipe's values (for its task and model): what TrainConfig holds.
+    A dense task's model defaults to DENSE_MODELS'. An explicit ``lr`` without an explicit
+    ``lr_batch`` is taken as it stands (no scaling)."""
+    given = check_keys(dict(given), "TrainConfig")
+    recipe = given.get("recipe", TrainConfig.recipe)
+    task = given.get("task", TrainConfig.task)
+    _check_field(FIELDS["recipe"], recipe)
+    _check_field(FIELDS["task"], task)
     if task in DENSE_MODELS:
         from .recipes_dense import dense_recipe
 
-        model = chosen.setdefault("model", DENSE_MODELS[task])
-        values = {**dense_recipe(task, recipe), **chosen}
+        given.setdefault("model", DENSE_MODELS[task])
+        values = {**dense_recipe(task, recipe), **given}
     else:
-        model = chosen.get("model", TrainConfig.model)
         if recipe not in RECIPES:
             raise ConfigError("recipe", f"must be one of {', '.join(RECIPES)}, got {recipe!r}")
-        values = {**RECIPES[recipe](model), **chosen}
-    if "lr" in chosen and "lr_batch" not in chosen:
+        values = {**RECIPES[recipe](given.get("model", TrainConfig.model)), **given}
+    if "lr" in given and "lr_batch" not in given:
         values["lr_batch"] = None
-    return TrainConfig(**values)
+    return values
+
+
+def resolve_config(cli: dict[str, Any] | None = None, file: dict[str, Any] | None = None) -> TrainConfig:
+    """defaults < recipe < config file < explicit command-line values (None: not given)."""
+    cli = check_keys({k: v for k, v in (cli or {}).items() if v is not None}, "command line")
+    file = check_keys(dict(file or {}), "config file")
+    return TrainConfig(**{**file, **cli})

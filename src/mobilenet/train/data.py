@@ -81,7 +81,8 @@ def load_data(data: str, *, val_split: float = 0.2, seed: int = 0, root: str | N
               cache_side: int | None = None, log: Callable[[str], None] = print) -> DataSplit:
     """``data``: "digits", "cifar10", "cifar100" or a folder (``train/`` + ``val/``, or
     class folders split by ``val_split``). ``cache_side``: decode folder images once,
-    shrunk so their short side is this many pixels."""
+    shrunk so their short side is this many pixels (training images only: validation reads
+    its files as `mobilenet eval` does, see ``loader.EvalDataset``)."""
     if data == "digits":
         return _digits(val_split, seed)
     if data in ("cifar10", "cifar100"):
@@ -139,16 +140,18 @@ def seeded_split(items: list, fraction: float, seed: int) -> tuple[list, list]:
 
 
 def _check_images(split: DataSplit, *, strict: bool, cache_side: int | None, log: Callable[[str], None]) -> None:
-    """Open every file once (decoding and caching it when ``cache_side``), leave out the
-    unreadable ones and the placeholders, and say which."""
+    """Open every file once (decoding it, and caching a training image, when ``cache_side``),
+    leave out the unreadable ones and the placeholders, and say which."""
     parts = [split.train.items, split.val.items]
     everything = [item for part in parts for item in part]
     if not everything:
         raise DataError(f"{split.source}: no images found")
     decode = cache_side is not None and len(everything) <= CACHE_LIMIT
 
-    def check(item: tuple[Path, int]) -> tuple[Image.Image | Path | None, str | None, int]:
-        path = item[0]
+    n_train = len(split.train.items)
+
+    def check(index: int) -> tuple[Image.Image | Path | None, str | None, int]:
+        path = everything[index][0]
         try:
             if not decode:
                 verify_image(path)  # header only: cheap for big folders
@@ -157,10 +160,11 @@ def _check_images(split: DataSplit, *, strict: bool, cache_side: int | None, log
         except (ImageError, OSError, SyntaxError, ValueError) as exc:
             return None, str(exc).removeprefix(f"{path}: ") or "unreadable", 0
         colours = img.getcolors(PLACEHOLDER_COLOURS - 1)
-        return shrink(img, cache_side), None, (len(colours) if colours else PLACEHOLDER_COLOURS)
+        kept = shrink(img, cache_side) if index < n_train else path
+        return kept, None, (len(colours) if colours else PLACEHOLDER_COLOURS)
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(check, everything))
+        results = list(pool.map(check, range(len(everything))))
     few = [i for i, (img, _, n) in enumerate(results) if img is not None and n < PLACEHOLDER_COLOURS]
     placeholders = set(few) if len(few) <= PLACEHOLDER_SHARE * len(everything) else set()
     kept_parts, start = [], 0

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -370,11 +371,18 @@ def load_pair(image: Path, mask: Path, side: int | None, num_classes: int) -> tu
 
 
 def load_segmentation(root: str | os.PathLike, masks: str | None, split: str, side: int | None,
-                      ) -> tuple[list[tuple[Image.Image, Image.Image]], list[str], str]:
+                      prepare: Callable[[Image.Image, Image.Image], Any] | None = None) -> tuple[list, list[str], str]:
+    """The (image, mask) pairs of ``split`` (each through ``prepare`` when given), the class names
+    and the masks folder."""
     splits, classes = segmentation_layout(root, masks)
     pairs = mask_pairs(*splits[split])
+
+    def read(pair: tuple[Path, Path]):
+        img, mask = load_pair(*pair, side, len(classes))
+        return prepare(img, mask) if prepare else (img, mask)
+
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        items = list(pool.map(lambda p: load_pair(*p, side, len(classes)), pairs))
+        items = list(pool.map(read, pairs))
     return items, classes, str(splits[split][1])
 
 
@@ -390,20 +398,27 @@ class SegmentationTask(_BackboneCalibration):
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
 
+    def preprocess(self, model: nn.Module | None = None) -> Preprocess:
+        """torchvision's SemanticSegmentation preset at the run's resolution, with the mean and std
+        of ``model``'s weights: what validation and `mobilenet eval` of the run's weights use."""
+        cfg = (getattr(model, "pretrained_cfg", None) or {}).get("preprocess") or {}
+        mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+        return Preprocess(resolution=self.cfg.resolution or 192, crop_pct=1.0, mean=mean, std=std, crop_mode="resize")
+
     def load_data(self, log: Callable[[str], None]) -> DenseData:
-        cfg = self.cfg
-        side = cfg.resolution or 192
-        # decoded once: training crops from images a little larger than the crop, validation at the crop size
+        from ..segmentation.data import eval_pair
+
+        cfg, side = self.cfg, self.preprocess().resolution
+        # decoded once: training crops from images a little larger than the crop; validation
+        # images resized (8-bit) as `mobilenet eval` resizes them, normalised in val_set
         train, classes, source = load_segmentation(cfg.data, cfg.masks, "train", side * 8 // 7 + 1)
-        val, _, _ = load_segmentation(cfg.data, cfg.masks, "val", side)
+        val, _, _ = load_segmentation(cfg.data, cfg.masks, "val", None,
+                                      prepare=partial(eval_pair, self.preprocess().resize_transform()))
         return DenseData(train, val, classes, f"{cfg.data} ({Path(source).parent.name})")
 
     def build_model(self, data: DenseData) -> tuple[nn.Module, Preprocess]:
         model = build_dense_model(self.cfg, len(data.classes))
-        cfg = (getattr(model, "pretrained_cfg", None) or {}).get("preprocess") or {}
-        mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
-        return model, Preprocess(resolution=self.cfg.resolution or 192, crop_pct=1.0, mean=mean, std=std,
-                                 crop_mode="resize")
+        return model, self.preprocess(model)
 
     def train_set(self, data: DenseData, pre: Preprocess) -> Dataset:
         from torchvision import tv_tensors
@@ -426,13 +441,11 @@ class SegmentationTask(_BackboneCalibration):
         return _Seeded(len(items), make, self.cfg.seed)
 
     def val_set(self, data: DenseData, pre: Preprocess) -> Dataset:
-        mean, std = torch.tensor(pre.mean).view(3, 1, 1), torch.tensor(pre.std).view(3, 1, 1)
-        items = data.val
+        normalize, items = pre.normalize_transform(), data.val
 
         def make(i: int):
             img, mask = items[i]
-            x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float().div(255)
-            return (x - mean) / std, torch.from_numpy(np.asarray(mask).astype(np.int64))
+            return normalize(img), mask.long()
 
         return _Seeded(len(items), make, 0)
 

@@ -69,22 +69,23 @@ def evaluate_segmentation(model: nn.Module, data: str, split: str = "val", masks
     preprocessed as torchvision's ``SemanticSegmentation`` preset (short side to ``resolution``,
     default the weights' own; no crop) and its mask resized to it (nearest), as torchvision's
     reference evaluation does: every pixel of the image is scored."""
-    from ..segmentation.data import preprocess_of, resize_mask
+    from functools import partial
+
+    from ..segmentation.data import eval_pair, preprocess_of
     from ..segmentation.metrics import SegmentationMetrics
     from .dense import load_segmentation
 
     pre = preprocess_of(model, resolution)
-    transform = pre.transform()
-    items, classes, source = load_segmentation(data, masks, split, None)
+    normalize = pre.normalize_transform()
+    items, classes, source = load_segmentation(data, masks, split, None, prepare=partial(eval_pair, pre.resize_transform()))
     if len(classes) != model.num_classes:
         raise DataError(f"--data {data}: {len(classes)} classes in its classes file, the model has {model.num_classes}")
     metrics = SegmentationMetrics(len(classes), classes)
     model.eval()
     start = time.perf_counter()
     for i, (img, mask) in enumerate(items):
-        x = transform(img)[None]
-        logits = model(x)
-        metrics.update(logits.argmax(1), resize_mask(mask, tuple(x.shape[-2:]))[None])
+        logits = model(normalize(img)[None])
+        metrics.update(logits.argmax(1), mask.long()[None])
         if progress:
             print(f"\revaluated {i + 1}/{len(items)} images", end="", file=sys.stderr, flush=True)
     if progress:

@@ -7,7 +7,9 @@ across processes, sees exactly the batches an uninterrupted single run sees.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
@@ -15,6 +17,8 @@ from torchvision.transforms import v2 as T
 
 from ..images import Preprocess
 from .config import TrainConfig
+
+KEEP_BYTES = 2 << 30  # validation images kept resized (8-bit) up to this size in all
 
 
 def train_transform(cfg: TrainConfig, pre: Preprocess, hflip: bool) -> T.Compose:
@@ -98,14 +102,25 @@ def loader(dataset: Dataset, *, batch_size: int, sampler: Sampler, workers: int,
 
 
 class EvalDataset(Dataset):
-    """``transform(base[i])`` with no randomness."""
+    """``pre.transform()`` of each sample, as `mobilenet eval` applies it. The samples in
+    ``keep`` (validation's, seen every epoch) are read and resized once, here, and kept as the
+    8-bit output of ``pre.resize_transform()`` while that fits in KEEP_BYTES: later passes
+    only normalise them, and give what `mobilenet eval` gives."""
 
-    def __init__(self, base: Dataset, transform) -> None:
-        self.base, self.transform = base, transform
+    def __init__(self, base: Dataset, pre: Preprocess, keep: Sequence[int] = ()) -> None:
+        self.base, self.resize, self.normalize = base, pre.resize_transform(), pre.normalize_transform()
+        self.kept: dict[int, tuple[torch.Tensor, int] | None] = {}
+        if len(keep) * 3 * pre.resolution**2 <= KEEP_BYTES:
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                self.kept = dict(zip(keep, pool.map(self._resized, keep)))
+
+    def _resized(self, index: int) -> tuple[torch.Tensor, int] | None:
+        img, label = self.base[index]
+        return None if img is None else (self.resize(img), label)
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, index: int):
-        img, label = self.base[index]
-        return None if img is None else (self.transform(img), label)
+        item = self.kept[index] if index in self.kept else self._resized(index)
+        return None if item is None else (self.normalize(item[0]), item[1])

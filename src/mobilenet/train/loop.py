@@ -193,9 +193,9 @@ class Trainer:
         n = len(self.sampler)
         self.steps_per_epoch = n // self.local_batch if drop_last else -(-n // self.local_batch)
         if task is None:
-            val_set = EvalDataset(self.data.val, pre.transform())
-            self.val_loader = loader(val_set, batch_size=self.local_batch * 2, workers=cfg.workers,
-                                     sampler=ShardSampler(len(val_set), ctx.world, ctx.rank))
+            shard = ShardSampler(len(self.data.val), ctx.world, ctx.rank)
+            val_set = EvalDataset(self.data.val, pre, keep=shard.indices)  # as `mobilenet eval` reads it
+            self.val_loader = loader(val_set, batch_size=self.local_batch * 2, workers=cfg.workers, sampler=shard)
         else:
             val_set = task.val_set(self.data, pre)
             self.val_loader = loader(val_set, batch_size=task.val_batch, workers=cfg.workers,
