@@ -95,6 +95,12 @@ def test_sigint_stops_cleanly_and_saves(tmp_path):
     assert proc.returncode == 130, proc.stderr
     assert "Traceback" not in proc.stderr
     assert load_state(tmp_path / "ctrlc" / "state.pt")["step"] == 1
+    # SIGTERM (`kill PID`, a scheduler) ended the run without saving; now it stops like Ctrl-C
+    term = script.replace("signal.SIGINT", "signal.SIGTERM").replace('"ctrlc"', '"term"')
+    proc = subprocess.run([sys.executable, "-c", term], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    assert "SIGTERM: stopping after this step and saving" in proc.stdout
+    assert load_state(tmp_path / "term" / "state.pt")["step"] == 1
 
 
 # -- kill windows ------------------------------------------------------------------------------

@@ -532,27 +532,31 @@ class Trainer:
 
 
 class _sigint_sets_flag:
-    """First Ctrl-C asks the loop to save and stop after the current step; a second one
-    interrupts at once."""
+    """First Ctrl-C (or SIGTERM: `kill PID`, a scheduler or `docker stop`, which ended the
+    process without saving) asks the loop to save and stop after the current step; a
+    second one interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, trainer: Trainer) -> None:
-        self.trainer, self.previous = trainer, None
+        self.trainer, self.previous = trainer, {}
 
     def _handler(self, signum, frame) -> None:
         if self.trainer.stop_requested:
             raise KeyboardInterrupt
         self.trainer.stop_requested = True
         if self.trainer.ctx.main:
-            print("\nstopping after this step and saving (Ctrl-C again to abort)", flush=True)
+            what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            print(f"\n{what}: stopping after this step and saving ({what} again to abort)", flush=True)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            self.previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 def train(cfg: TrainConfig, **kwargs: Any) -> dict[str, Any]:
