@@ -59,6 +59,10 @@ def test_bad_value_in_a_config_file_names_the_option(tmp_path, capsys):
     cfg.write_text("epochs: many\n")
     rc, _, err = _cli(capsys, "train", "--config", cfg, "--output", tmp_path / "runs", "--quiet")
     assert rc == 2 and f"--config {cfg}: epochs must be a whole number, got 'many'" in err, err
+    cfg.write_text("epochs: [unclosed\n")  # yaml's message spans five lines, with a caret
+    rc, _, err = _cli(capsys, "train", "--config", cfg, "--output", tmp_path / "runs", "--quiet")
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"--config {cfg}: not valid yaml: expected ',' or ']', but got '<stream end>' at line 2" in err, err
 
 
 EVAL_BAD = [

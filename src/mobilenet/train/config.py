@@ -330,7 +330,10 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
             values = yaml.safe_load(text) or {}
     except Exception as exc:  # tomllib/yaml raise their own error types
-        raise ValueError(f"--config {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        reason = " ".join(str(problem or exc).split())  # yaml's own text spans lines, with a caret
+        raise ValueError(f"--config {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {reason}{where}") from None
     if not isinstance(values, dict):
         raise ValueError(f"--config {path}: expected a mapping of option: value")
     return check_keys({k.replace("-", "_"): v for k, v in values.items()}, str(path))
