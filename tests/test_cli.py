@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mobilenet import MODELS, list_models
+from mobilenet import list_models
 from mobilenet.cli import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]

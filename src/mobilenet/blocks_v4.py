@@ -10,7 +10,6 @@ what ``mobilenet info --layers`` prints.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .layers import ConvNormAct, act_name, eager_in_place, make_conv

@@ -124,7 +124,7 @@ def format_claims(claims: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import RUNTIMES, Schedule, benchmark, benchmark_training, parse_list
+    from ..bench import RUNTIMES, Schedule, parse_list
     from .info import resolve_names
 
     names = resolve_names(args.models) if args.models else DEFAULT_MODELS
