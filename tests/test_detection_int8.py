@@ -13,6 +13,12 @@ from conftest import ROOT, shared_path
 from dense_helpers import coco128_slice
 
 
+# Relative. Measured (docs/dense.md, "int8 detector accuracy"): int8 AP -1.2% (ONNX) and -2.2%
+# (ExecuTorch) of fp32's here, at most -2.4% on the 128-photo detector; AP over 32 photos moves
+# by a few percent when a handful of detections cross each other, so 10% leaves room for that.
+AP_TOLERANCE = 0.1
+
+
 def _bench():
     spec = importlib.util.spec_from_file_location("det_int8", ROOT / "benchmarks" / "det_int8.py")
     bench = importlib.util.module_from_spec(spec)
@@ -23,9 +29,10 @@ def _bench():
 @pytest.mark.slow
 def test_int8_keeps_a_trained_detectors_accuracy(tmp_path):
     """SSDLite-V2 from the shared TFLite V2 backbone (frozen), trained on 32 coco128 train
-    photos until it detects them confidently (about 6 minutes on 2 idle cores), then int8:
-    COCO AP on those photos within the tolerance below of fp32's, and at least 90% of the
-    fp32 detections scoring >= 0.3 found again (same label, IoU >= 0.5)."""
+    photos until it detects them (AP 0.32, AP50 0.66 on them), then int8: COCO AP on those
+    photos within the tolerance below of fp32's, at least 90% of the fp32 detections scoring
+    >= 0.3 found again (same label, IoU >= 0.5), 85% by one also scoring >= 0.3. 470 s at
+    load average ~4 (training 230 s of it)."""
     from mobilenet.cli import main
     from mobilenet.detection.evaluate import CocoDetection
 
@@ -46,9 +53,8 @@ def test_int8_keeps_a_trained_detectors_accuracy(tmp_path):
         got = rows[name]["train"]
         assert got["AP"] >= fp32["AP"] - AP_TOLERANCE * fp32["AP"], (name, got, fp32)
         assert got["matched"] >= 0.9, (name, got)
+        assert got["matched_confident"] >= 0.85, (name, got)  # 94-96% measured; the rest cross 0.3
 
-
-AP_TOLERANCE = 0.1  # relative; see docs/dense.md "int8 detector accuracy" for what was measured
 
 
 def test_int8_pte_check_holds_a_file_to_fp32_as_closely_as_its_int8_graph():
