@@ -23,7 +23,9 @@ within 1e-4 x the largest coordinate), and the detections after NMS (same labels
 scores within 1e-4; see :func:`mobilenet.detection.export.compare`). ``int8=True``
 quantizes the backbone and heads (PT2E, XNNPACK's quantizer, calibrated on ``calib``
 images); the normalisation, decoding and softmax stay float, and the file is then
-checked against the int8 graph it was lowered from.
+checked against the int8 graph it was lowered from, or, where they part (a trained
+detector's sharp softmax), against fp32 eager as closely as that graph is
+(:func:`int8_file_holds`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ from .export import (
 from .ssdlite import select_detections
 
 INT8_TOLERANCE = 0.1  # x the output's scale, as the classifiers' int8 files (mobilenet.export)
+
+
+def int8_file_holds(file_vs_graph: float, file_vs_fp32: float, graph_vs_fp32: float,
+                    tolerance: float = INT8_TOLERANCE) -> bool:
+    """The int8 check of a decoded detector file (worst score difference, or worst box
+    difference over the input's longer side): within ``tolerance`` of the int8 graph it
+    was lowered from, or no further from fp32 eager than that graph is, plus ``tolerance``.
+    A trained detector's softmax is sharp, so one anchor's score moves by up to 0.3
+    between XNNPACK's kernels and their PT2E graph (they round differently), as far as
+    the graph moves from fp32 (docs/dense.md, "int8 detector accuracy"); a broken
+    lowering is far from both."""
+    return file_vs_graph <= tolerance or file_vs_fp32 <= graph_vs_fp32 + tolerance
 
 
 class QuantizedNetwork(nn.Module):
@@ -127,6 +141,7 @@ def export_pte(model: nn.Module, path: str | os.PathLike, *, nms: bool = True, i
         tmp.write_bytes(_lower(program, {"mobilenet_metadata": blob}))
         run = load_pte(tmp)
         worst = dict(raw=0.0, box=0.0, box_rel=0.0, score=0.0, eager_box=0.0)
+        fp32 = dict(file_box=0.0, file_score=0.0, graph_box=0.0, graph_score=0.0)  # int8: both against fp32
         passed, found, paired, total, hits, confident = True, 0, 0, 0, 0, 0
         for img in checks:
             with torch.no_grad():
@@ -149,6 +164,9 @@ def export_pte(model: nn.Module, path: str | os.PathLike, *, nms: bool = True, i
                     passed &= compare([reference["boxes"], reference["scores"], reference["labels"]],
                                       [dets["boxes"], dets["scores"], dets["labels"]], True)[2]
                 eager = float_graph(img[None])
+                for who, out in (("file", got), ("graph", want)):
+                    fp32[f"{who}_box"] = max(fp32[f"{who}_box"], float((out[0] - eager[0]).abs().max()))
+                    fp32[f"{who}_score"] = max(fp32[f"{who}_score"], float((out[1] - eager[1]).abs().max()))
                 eager = run.select(*eager)
                 n, eager_box = agreement([eager["boxes"], eager["scores"], eager["labels"]],
                                          [dets["boxes"], dets["scores"], dets["labels"]])
@@ -159,9 +177,12 @@ def export_pte(model: nn.Module, path: str | os.PathLike, *, nms: bool = True, i
                 worst["eager_box"] = max(worst["eager_box"], eager_box)
         if nms:  # the decoded outputs, relative to their scale, stand for the network's
             worst["raw"] = max(worst["box_rel"], worst["score"])
-        if int8:
-            passed &= (max(worst["raw"], worst["score"]) <= INT8_TOLERANCE
-                       and worst["box"] <= INT8_TOLERANCE * max(graph.image_size))
+        if int8 and nms:
+            side = max(graph.image_size)
+            passed &= (int8_file_holds(worst["score"], fp32["file_score"], fp32["graph_score"])
+                       and int8_file_holds(worst["box"] / side, fp32["file_box"] / side, fp32["graph_box"] / side))
+        elif int8:
+            passed &= worst["raw"] <= INT8_TOLERANCE
         else:
             # every anchor's box within 1e-4 x the largest coordinate (the ONNX export's rule for the
             # network's outputs); the detections after NMS within 1e-3 px (compare, above)
@@ -169,8 +190,9 @@ def export_pte(model: nn.Module, path: str | os.PathLike, *, nms: bool = True, i
         if not passed:
             raise DetectionExportError(
                 f"{path}: ExecuTorch differs from {'the int8 graph' if int8 else 'eager PyTorch'} (network "
-                f"{worst['raw']:.3g} x scale, boxes {worst['box']:.3g} px, scores {worst['score']:.3g}); "
-                "file not written")
+                f"{worst['raw']:.3g} x scale, boxes {worst['box']:.3g} px, scores {worst['score']:.3g}"
+                + (f"; from fp32: file scores {fp32['file_score']:.3g}, graph scores {fp32['graph_score']:.3g}"
+                   if int8 and nms else "") + "); file not written")
     return DetectionExportReport(str(path), path.stat().st_size, nms, graph.image_size, len(checks), found,
                                  worst["raw"], worst["box"], worst["score"], paired / total if total else 1.0,
                                  worst["eager_box"], passed, int8,
