@@ -93,15 +93,18 @@ def _warm_up(c: Timed, schedule: Schedule) -> None:
 
 
 def interleave(candidates: Sequence[Timed], schedule: Schedule, tick: Callable[[], None] | None = None) -> None:
-    """Warm every candidate up, then time them round-robin until ``schedule`` is met."""
+    """Warm every candidate up, then time them round-robin until ``schedule`` is met,
+    every other round in reverse order: what a run leaves behind (a runtime's threads
+    still spinning, its memory in the caches) then falls on each candidate alike."""
     for c in candidates:
         _warm_up(c, schedule)
-    start = time.perf_counter()
+    start, rounds = time.perf_counter(), 0
     while True:
         alive = [c for c in candidates if c.error is None]
         if not alive:
             return
-        for c in alive:
+        rounds += 1
+        for c in alive if rounds % 2 else alive[::-1]:  # no candidate always follows the same one
             for _ in range(min(c.burst, schedule.max_runs - len(c.times))):
                 t = _call(c)
                 if t is None:
