@@ -198,7 +198,7 @@ def test_bench_cli_compares_a_detector_with_torchvision(capsys):
     assert "eager or onnxruntime" in row["error"]
 
 
-def test_bench_docs_writes_the_dense_section():
+def test_bench_docs_writes_the_dense_section(tmp_path):
     import importlib.util
     from pathlib import Path
 
@@ -206,11 +206,26 @@ def test_bench_docs_writes_the_dense_section():
         "bench_docs", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_docs.py")
     docs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(docs)
-    row = dict(model="ssdlite320_mobilenet_v3_large", runtime="onnxruntime", batch=1, resolution=320, iqr_ms=1.0,
-               images_per_s=16.0, error=None, task="inference", precision="fp32")
+    row = dict(model="ssdlite320_mobilenet_v3_large", runtime="onnxruntime", threads=2, batch=1, resolution=320,
+               iqr_ms=1.0, images_per_s=16.0, error=None, task="inference", precision="fp32")
     data = {"results": [dict(row, source="ours", median_ms=62.0, ratio=None, note="mobilenet.detection.export"),
                         dict(row, source="torchvision", median_ms=310.0, ratio=0.2, note="torch.onnx.export")]}
     text = "\n".join(docs.dense_section(data))
     assert "## Detection and segmentation, ours vs torchvision" in text
-    assert "| ssdlite320_mobilenet_v3_large | onnxruntime | 1 | 320 | 62 (1) | 16.0 | 310 (1) | 0.200 |" in text
+    assert "| ssdlite320_mobilenet_v3_large | onnxruntime | 2 | 1 | 320 | 62 (1) | 16.0 | 310 (1) | 0.200 |" in text
     assert docs.dense_section({"results": [dict(row, model="mobilenet_v2_100", source="ours", median_ms=1.0)]}) == []
+
+    # --only dense puts its rows in place of the committed run's dense rows and keeps the rest
+    committed = {"results": [dict(row, model="mobilenet_v2_100", source="ours", median_ms=1.0), data["results"][0]],
+                 "claims": [{"model": "mobilenet_v2_100"}, {"model": "ssdlite320_mobilenet_v3_large"}],
+                 "command": "full", "date": "d0", "wall_s": 1500, "load_average": [2.0, 2.0, 2.0]}
+    path = tmp_path / "benchmarks.json"
+    path.write_text(json.dumps(committed))
+    dense = {"results": [dict(r, threads=1) for r in data["results"]], "claims": [{"model": "lraspp_mobilenet_v3_large"}],
+             "table": [], "command": "dense", "date": "d1", "wall_s": 160, "load_average": [1.0, 1.0, 1.0]}
+    merged = docs.with_dense_of(dense, path)
+    assert [(r["model"], r["threads"]) for r in merged["results"]] == [
+        ("mobilenet_v2_100", 2), ("ssdlite320_mobilenet_v3_large", 1), ("ssdlite320_mobilenet_v3_large", 1)]
+    assert [c["model"] for c in merged["claims"]] == ["mobilenet_v2_100", "lraspp_mobilenet_v3_large"]
+    assert merged["command"] == "full" and merged["dense_run"]["command"] == "dense"
+    assert "`dense` on d1" in "\n".join(docs.dense_section(merged))

@@ -11,6 +11,7 @@ import errno
 import importlib
 import os
 import sys
+import time
 
 from . import __version__
 from .commands import CommandError
@@ -71,11 +72,13 @@ WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()  # a report's "seconds" is the command's whole wall time
     reexec = argv is None  # run as a program (not called from Python): may re-execute
     argv = sys.argv[1:] if argv is None else argv
     # Parsing imports no torch, and --help, --version or a bad argument exit here: they
     # neither re-execute nor load torch (a second).
     args = build_parser().parse_args(argv)
+    args.started = started
     if reexec:
         _reexec_with_malloc_tunables(argv)
     from .quiet import dependency_noise

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import progress
 
     with progress.reporting(not (args.json or args.quiet)):
-        return _run(args, time.perf_counter())
+        return _run(args, getattr(args, "started", time.perf_counter()))
 
 
 def _run(args: argparse.Namespace, start: float) -> int:
