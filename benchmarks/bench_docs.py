@@ -211,7 +211,7 @@ def dense_section(data: dict) -> list[str]:
              "ours runs torchvision's operators (a profile at one thread: 99.2 ms against 98.4 ms in all). Through",
              "ONNX Runtime, our model exported for 520 px only and torchvision's file optimise to the same graph",
              "(128 nodes, the same operators and attributes in the same order; our any-size file in a session",
-             "fixed to 520 px differs only in running the last resize in ORT's blocked layout); at two threads",
+             "fixed to 520 px differs only in running the last resize in ORT's blocked layout, its size known); at two threads",
              "two sessions of that same",
              "graph, interleaved in bursts, measured up to 5% apart on this machine (0.7% in another run), and",
              "each file run alone for 1.5 s at a time gave ours/tv 0.993 and 0.999. At one thread, where the",
